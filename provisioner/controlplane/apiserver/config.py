@@ -42,8 +42,11 @@ class ApiServerConfig:
         values["port"] = int(values["port"])
         return cls(**values)
 
-    def dump(self, path: Path) -> None:
+    def dumps(self) -> str:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
                 for k, v in data.items()}
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return yaml.safe_dump(data, sort_keys=False)
+
+    def dump(self, path: Path) -> None:
+        path.write_text(self.dumps())
