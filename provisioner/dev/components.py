@@ -1,0 +1,155 @@
+"""The table of what a dev cluster runs, in start order. Adding a component is one `ComponentSpec` entry.
+
+A spec says which instances exist for a layout, how to launch one (command line plus the config files
+it reads, returned as values: the cluster writes them), and how to tell that one is healthy. All
+instances of a component start together and are awaited together (etcd members only become
+healthy once a quorum runs), before the next component starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provisioner.configure.etcd import EtcdMember, EtcdTls, etcd_flags
+from provisioner.configure.haproxy import Backend, HealthCheck, render_haproxy_cfg
+from provisioner.controlplane.apiserver.config import ApiServerConfig
+from provisioner.dev.certs import DevCerts
+from provisioner.dev.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, Layout
+from provisioner.dev.probes import etcd_health, https_ready
+
+__all__ = ["COMPONENTS", "ETCD", "ClusterPaths", "ComponentSpec", "Context", "Instance", "Launch"]
+
+ETCD_BINARY = "/usr/bin/etcd"
+HAPROXY_BINARY = "/usr/sbin/haproxy"
+
+
+@dataclass(frozen=True)
+class ClusterPaths:
+    root: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "cluster.json"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.root / "admin.kubeconfig"
+
+
+@dataclass(frozen=True)
+class Context:
+    layout: Layout
+    paths: ClusterPaths
+    certs: DevCerts
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str  # unique in the cluster, e.g. "etcd-1"; also names the log file
+    index: int
+    address: str
+    ports: tuple[int, ...]  # every port it listens on; the first is the one clients use
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.address}:{self.ports[0]}"
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: tuple[str, ...]
+    files: dict[Path, str] = field(default_factory=dict)  # config files to write before starting
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    kind: str
+    title: str  # names the start phase in progress output
+    instances: Callable[[Layout], tuple[Instance, ...]]
+    launch: Callable[[Context, Instance], Launch]
+    unhealthy: Callable[[Context, Instance], str | None]  # None when healthy, else why not
+
+
+def _masters(kind: str, *ports: int) -> Callable[[Layout], tuple[Instance, ...]]:
+    def instances(layout: Layout) -> tuple[Instance, ...]:
+        return tuple(Instance(name=f"{kind}-{i}", index=i, address=address, ports=ports)
+                     for i, address in enumerate(layout.master_addresses))
+    return instances
+
+
+def _etcd_members(layout: Layout) -> tuple[EtcdMember, ...]:
+    return tuple(EtcdMember(name=f"etcd-{i}", address=a, client_port=ETCD_CLIENT_PORT, peer_port=ETCD_PEER_PORT)
+                 for i, a in enumerate(layout.master_addresses))
+
+
+def _etcd_launch(ctx: Context, inst: Instance) -> Launch:
+    members = _etcd_members(ctx.layout)
+    server, peer = ctx.certs.etcd_server[inst.index], ctx.certs.etcd_peer[inst.index]
+    tls = EtcdTls(ca_file=ctx.certs.ca_file, server_cert_file=server.cert_file, server_key_file=server.key_file,
+                  peer_cert_file=peer.cert_file, peer_key_file=peer.key_file)
+    flags = etcd_flags(members[inst.index], members=members, tls=tls, data_dir=ctx.paths.data / inst.name,
+                       cluster_token=f"provisioner-{ctx.layout.name}")
+    return Launch(argv=(ETCD_BINARY, *flags))
+
+
+def _etcd_unhealthy(ctx: Context, inst: Instance) -> str | None:
+    return etcd_health(f"https://{inst.endpoint}", ca_file=ctx.certs.ca_file, client=ctx.certs.etcd_client)
+
+
+def _apiserver_launch(ctx: Context, inst: Instance) -> Launch:
+    config_file = ctx.paths.config / f"{inst.name}.yaml"
+    config = ApiServerConfig(
+        bind_address=inst.address, port=inst.ports[0],
+        tls_cert_file=ctx.certs.apiserver.cert_file, tls_key_file=ctx.certs.apiserver.key_file,
+        client_ca_file=ctx.certs.ca_file,
+        etcd_endpoints=tuple(f"{m.address}:{m.client_port}" for m in _etcd_members(ctx.layout)),
+        etcd_ca_file=ctx.certs.ca_file, etcd_cert_file=ctx.certs.apiserver_etcd_client.cert_file,
+        etcd_key_file=ctx.certs.apiserver_etcd_client.key_file, server_name=inst.name,
+    )
+    return Launch(argv=(sys.executable, "-m", "provisioner.controlplane.apiserver", "--config", str(config_file)),
+                  files={config_file: config.dumps()})
+
+
+def _readyz(ctx: Context, inst: Instance) -> str | None:
+    return https_ready(f"https://{inst.endpoint}/readyz", ca_file=ctx.certs.ca_file, client=ctx.certs.admin)
+
+
+def _lb_instances(layout: Layout) -> tuple[Instance, ...]:
+    return (Instance(name="haproxy", index=0, address=layout.lb_address, ports=(APISERVER_PORT,)),)
+
+
+def _haproxy_launch(ctx: Context, inst: Instance) -> Launch:
+    config_file = ctx.paths.config / "haproxy.cfg"
+    backends = tuple(Backend(name=a.name, address=a.address, port=a.ports[0]) for a in APISERVER.instances(ctx.layout))
+    text = render_haproxy_cfg(bind_address=inst.address, port=inst.ports[0], backends=backends,
+                              check=HealthCheck(ca_file=ctx.certs.ca_file, client_pem=ctx.certs.lb_health_pem))
+    return Launch(argv=(HAPROXY_BINARY, "-db", "-f", str(config_file)), files={config_file: text})
+
+
+ETCD = ComponentSpec(kind="etcd", title="etcd members", instances=_masters("etcd", ETCD_CLIENT_PORT, ETCD_PEER_PORT),
+                     launch=_etcd_launch, unhealthy=_etcd_unhealthy)
+APISERVER = ComponentSpec(kind="apiserver", title="API servers", instances=_masters("apiserver", APISERVER_PORT),
+                          launch=_apiserver_launch, unhealthy=_readyz)
+HAPROXY = ComponentSpec(kind="haproxy", title="load balancer", instances=_lb_instances,
+                        launch=_haproxy_launch, unhealthy=_readyz)
+
+COMPONENTS: tuple[ComponentSpec, ...] = (ETCD, APISERVER, HAPROXY)
