@@ -263,6 +263,8 @@ def parse_label_selector(text: str) -> LabelSelector:
 def requirement_from_expression(expr: Mapping[str, Any], *, allow_numeric: bool = False) -> Requirement:
     """One `{key, operator, values}` of a matchExpressions list; `allow_numeric` admits Gt/Lt (node affinity)."""
     operators = {**_SET_OPERATORS, **(_NUMERIC_OPERATORS if allow_numeric else {})}
+    if not isinstance(expr, Mapping):
+        raise _bad("label", json.dumps(expr), "each match expression must be a map of key, operator and values")
     text = json.dumps(dict(expr), sort_keys=True)
     operator = operators.get(str(expr.get("operator")))
     if operator is None:
