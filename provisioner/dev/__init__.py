@@ -14,11 +14,13 @@ from provisioner.dev.cluster import (
     Phase,
     ProcessStatus,
     UpReport,
+    admin_kubeconfig,
     dev_down,
     dev_status,
     dev_up,
     load_layout,
+    user_kubeconfig,
 )
 
 __all__ = ["DEFAULT_MASTERS", "Action", "ClusterStatus", "DownReport", "EtcdStatus", "Phase", "ProcessStatus",
-           "UpReport", "dev_down", "dev_status", "dev_up", "load_layout"]
+           "UpReport", "admin_kubeconfig", "dev_down", "dev_status", "dev_up", "load_layout", "user_kubeconfig"]

@@ -24,11 +24,12 @@ from provisioner.dev.layout import MASTER_COUNTS, Layout, block_candidates
 from provisioner.dev.probes import EtcdMemberStatus, etcd_member_status
 from provisioner.dev.processes import ProcessRecord, is_alive, port_in_use, spawn, stop
 from provisioner.errors import ProvisionerError
-from provisioner.kubeconfig import write_kubeconfig
+from provisioner.kubeconfig import issue_user_kubeconfig, write_kubeconfig
+from provisioner.pki import CertificateAuthority
 from provisioner.state import cluster_dir, existing_clusters, provisioner_home, read_json, write_json
 
 __all__ = ["DEFAULT_MASTERS", "Action", "ClusterStatus", "DownReport", "EtcdStatus", "Phase", "ProcessStatus",
-           "UpReport", "dev_down", "dev_status", "dev_up", "load_layout"]
+           "UpReport", "admin_kubeconfig", "dev_down", "dev_status", "dev_up", "load_layout", "user_kubeconfig"]
 
 DEFAULT_MASTERS = 3
 STATE_FILE = "cluster.json"
@@ -141,6 +142,21 @@ def _load(name: str, home: Path | None) -> _State:
 def load_layout(name: str, *, home: Path | None = None) -> Layout:
     """The addresses of an existing cluster."""
     return _load(name, home).layout
+
+
+def admin_kubeconfig(*, name: str, home: Path | None = None) -> Path:
+    state = _load(name, home)
+    if not state.paths.admin_kubeconfig.is_file():
+        raise ProvisionerError(f"dev cluster {name!r} has no admin kubeconfig yet",
+                               hint=f"run `provision dev up --name {name}`")
+    return state.paths.admin_kubeconfig
+
+
+def user_kubeconfig(*, name: str, user: str, groups: tuple[str, ...], home: Path | None = None) -> Path:
+    """A kubeconfig for `user` in `groups`, with a client certificate from the cluster CA."""
+    state = _load(name, home)
+    return issue_user_kubeconfig(ca=CertificateAuthority.load_or_create(state.paths.pki), directory=state.paths.root,
+                                 cluster_name=name, server=state.layout.server_url, user=user, groups=groups)
 
 
 def _all_ports(layout: Layout) -> Iterator[tuple[str, int]]:
