@@ -116,9 +116,18 @@ class PrefixMirror:
         self._store, self._cache, self._prefix = store, cache, prefix
         self._values: dict[str, dict] = {}
         self._synced = asyncio.Event()
+        self._version = 0
 
     def values(self) -> list[dict]:
         return list(self._values.values())
+
+    def get(self, key: str) -> dict | None:
+        return self._values.get(key)
+
+    @property
+    def version(self) -> int:
+        """Bumped on every change, so readers can tell cheaply whether to recompute what they derive."""
+        return self._version
 
     async def wait_synced(self) -> None:
         await self._synced.wait()
@@ -127,6 +136,7 @@ class PrefixMirror:
         while True:
             entries, revision, _ = await self._store.list(self._prefix)
             self._values = {e.key: e.value for e in entries}
+            self._version += 1
             self._synced.set()
             try:
                 async for event in self._cache.events(self._prefix, start_revision=revision + 1):
@@ -134,5 +144,7 @@ class PrefixMirror:
                         self._values[event.key] = event.value
                     elif event.type == "DELETE":
                         self._values.pop(event.key, None)
+                    if event.type != "PROGRESS":
+                        self._version += 1
             except StoreError as error:
                 log.warning("mirror of %s re-lists after: %s", self._prefix, error)
