@@ -91,6 +91,11 @@ CM = {
 }
 
 ABSENT = object()
+WEB, SIDECAR = DEPLOY["spec"]["template"]["spec"]["containers"]
+
+
+def podspec(patch: dict[str, Any]) -> dict[str, Any]:
+    return {"spec": {"template": {"spec": patch}}}
 
 
 def _changed(original: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +122,7 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
     [
         pytest.param(
             DEPLOY,
-            {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.26"}]}}}},
+            podspec({"containers": [{"name": "web", "image": "nginx:1.26"}]}),
             {"spec.template.spec.containers.0.image": "nginx:1.26"},
             id="set-image-patches-container-by-name",
         ),
@@ -159,31 +164,23 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
         pytest.param(DEPLOY, {"spec": {"replicas": 5}}, {"spec.replicas": 5}, id="scale-replaces-scalar"),
         pytest.param(
             DEPLOY,
-            {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}],
-                            "containers": [{"name": "web", "image": "nginx:1.27"}],
-                        }
-                    }
+            podspec(
+                {
+                    "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}],
+                    "containers": [{"name": "web", "image": "nginx:1.27"}],
                 }
-            },
+            ),
             {"spec.template.spec.containers.0.image": "nginx:1.27"},
             id="apply-changes-image-with-set-element-order",
         ),
         pytest.param(
             DEPLOY,
-            {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "$setElementOrder/containers": [{"name": "web"}],
-                            "containers": [{"$patch": "delete", "name": "sidecar"}],
-                        }
-                    }
+            podspec(
+                {
+                    "$setElementOrder/containers": [{"name": "web"}],
+                    "containers": [{"$patch": "delete", "name": "sidecar"}],
                 }
-            },
+            ),
             {
                 "spec.template.spec.containers": [
                     {
@@ -198,16 +195,12 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
         ),
         pytest.param(
             DEPLOY,
-            {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "$setElementOrder/containers": [{"name": "init"}, {"name": "web"}, {"name": "sidecar"}],
-                            "containers": [{"name": "init", "image": "alpine"}],
-                        }
-                    }
+            podspec(
+                {
+                    "$setElementOrder/containers": [{"name": "init"}, {"name": "web"}, {"name": "sidecar"}],
+                    "containers": [{"name": "init", "image": "alpine"}],
                 }
-            },
+            ),
             {
                 "spec.template.spec.containers": [
                     {"image": "alpine", "name": "init"},
@@ -224,7 +217,7 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
         ),
         pytest.param(
             DEPLOY,
-            {"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "sidecar"}, {"name": "web"}]}}}},
+            podspec({"$setElementOrder/containers": [{"name": "sidecar"}, {"name": "web"}]}),
             {
                 "spec.template.spec.containers": [
                     {"image": "busybox:1.36", "name": "sidecar"},
@@ -240,47 +233,34 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
         ),
         pytest.param(
             DEPLOY,
-            {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}],
-                            "containers": [
-                                {
-                                    "$setElementOrder/env": [{"name": "C"}, {"name": "A"}],
-                                    "env": [{"$patch": "delete", "name": "B"}],
-                                    "name": "web",
-                                }
-                            ],
+            podspec(
+                {
+                    "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}],
+                    "containers": [
+                        {
+                            "$setElementOrder/env": [{"name": "C"}, {"name": "A"}],
+                            "env": [{"$patch": "delete", "name": "B"}],
+                            "name": "web",
                         }
-                    }
+                    ],
                 }
-            },
+            ),
             {"spec.template.spec.containers.0.env": [{"name": "C", "value": "3"}, {"name": "A", "value": "1"}]},
             id="apply-removes-env-var-and-reorders",
         ),
         pytest.param(
             DEPLOY,
-            {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "containers": [
-                                {
-                                    "$setElementOrder/env": [
-                                        {"name": "A"},
-                                        {"name": "X"},
-                                        {"name": "B"},
-                                        {"name": "C"},
-                                    ],
-                                    "env": [{"name": "X", "value": "x"}],
-                                    "name": "web",
-                                }
-                            ]
+            podspec(
+                {
+                    "containers": [
+                        {
+                            "$setElementOrder/env": [{"name": "A"}, {"name": "X"}, {"name": "B"}, {"name": "C"}],
+                            "env": [{"name": "X", "value": "x"}],
+                            "name": "web",
                         }
-                    }
+                    ]
                 }
-            },
+            ),
             {
                 "spec.template.spec.containers.0.env": [
                     {"name": "A", "value": "1"},
@@ -293,24 +273,20 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
         ),
         pytest.param(
             DEPLOY,
-            {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "containers": [
-                                {
-                                    "name": "web",
-                                    "$setElementOrder/ports": [{"containerPort": 80}, {"containerPort": 8080}],
-                                    "ports": [
-                                        {"containerPort": 8080, "name": "alt"},
-                                        {"$patch": "delete", "containerPort": 443},
-                                    ],
-                                }
-                            ]
+            podspec(
+                {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "$setElementOrder/ports": [{"containerPort": 80}, {"containerPort": 8080}],
+                            "ports": [
+                                {"containerPort": 8080, "name": "alt"},
+                                {"$patch": "delete", "containerPort": 443},
+                            ],
                         }
-                    }
+                    ]
                 }
-            },
+            ),
             {"spec.template.spec.containers.0.ports.1": {"containerPort": 8080, "name": "alt"}},
             id="apply-changes-port-by-container-port",
         ),
@@ -322,24 +298,18 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
         ),
         pytest.param(
             DEPLOY,
-            {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "$setElementOrder/volumes": [{"name": "data"}],
-                            "volumes": [
-                                {"$retainKeys": ["hostPath", "name"], "hostPath": {"path": "/srv"}, "name": "data"}
-                            ],
-                        }
-                    }
+            podspec(
+                {
+                    "$setElementOrder/volumes": [{"name": "data"}],
+                    "volumes": [{"$retainKeys": ["hostPath", "name"], "hostPath": {"path": "/srv"}, "name": "data"}],
                 }
-            },
+            ),
             {"spec.template.spec.volumes.0": {"hostPath": {"path": "/srv"}, "name": "data"}},
             id="apply-changes-volume-source-with-retain-keys",
         ),
         pytest.param(
             DEPLOY,
-            {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "command": ["sleep", "1"]}]}}}},
+            podspec({"containers": [{"name": "sidecar", "command": ["sleep", "1"]}]}),
             {
                 "spec.template.spec.containers.1": {
                     "command": ["sleep", "1"],
@@ -351,13 +321,13 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
         ),
         pytest.param(
             DEPLOY,
-            {"spec": {"template": {"spec": {"tolerations": [{"key": "b", "operator": "Exists"}]}}}},
+            podspec({"tolerations": [{"key": "b", "operator": "Exists"}]}),
             {"spec.template.spec.tolerations.0.key": "b"},
             id="tolerations-are-atomic",
         ),
         pytest.param(
             DEPLOY,
-            {"spec": {"template": {"spec": {"nodeSelector": None}}}},
+            podspec({"nodeSelector": None}),
             {"spec.template.spec.nodeSelector": ABSENT},
             id="null-deletes-nested-map",
         ),
@@ -381,21 +351,13 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
         ),
         pytest.param(
             DEPLOY,
-            {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "containers": [{"name": "web", "env": [{"$patch": "replace"}, {"name": "Z", "value": "z"}]}]
-                        }
-                    }
-                }
-            },
+            podspec({"containers": [{"name": "web", "env": [{"$patch": "replace"}, {"name": "Z", "value": "z"}]}]}),
             {"spec.template.spec.containers.0.env": [{"name": "Z", "value": "z"}]},
             id="env-list-replaced-with-patch-replace",
         ),
         pytest.param(
             DEPLOY,
-            {"spec": {"template": {"spec": {"nodeSelector": {"$patch": "replace", "zone": "a"}}}}},
+            podspec({"nodeSelector": {"$patch": "replace", "zone": "a"}}),
             {"spec.template.spec.nodeSelector": {"zone": "a"}},
             id="map-replaced-with-patch-replace",
         ),
@@ -407,19 +369,15 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
         ),
         pytest.param(
             DEPLOY,
-            {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "affinity": {
-                                "nodeAffinity": None,
-                                "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": None},
-                            },
-                            "imagePullSecrets": [{"name": "reg"}, {"$patch": "delete", "name": "old"}],
-                        }
-                    }
+            podspec(
+                {
+                    "affinity": {
+                        "nodeAffinity": None,
+                        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": None},
+                    },
+                    "imagePullSecrets": [{"name": "reg"}, {"$patch": "delete", "name": "old"}],
                 }
-            },
+            ),
             {
                 "spec.template.spec.affinity": {"podAffinity": {}},
                 "spec.template.spec.imagePullSecrets": [{"name": "reg"}],
@@ -486,6 +444,58 @@ def _patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str,
                 ]
             },
             id="owner-references-merge-by-uid",
+        ),
+        pytest.param(
+            DEPLOY,
+            podspec(
+                {
+                    "$setElementOrder/containers": [{"name": "web"}, {"name": "extra"}],
+                    "containers": [{"name": "extra", "image": "e"}],
+                }
+            ),
+            {"spec.template.spec.containers": [WEB, {"name": "extra", "image": "e"}, SIDECAR]},
+            id="apply-keeps-server-only-container-in-place",
+        ),
+        pytest.param(
+            DEPLOY,
+            {
+                "metadata": {
+                    "$deleteFromPrimitiveList/finalizers": ["example.com/a"],
+                    "$setElementOrder/finalizers": ["example.com/c", "example.com/b"],
+                    "finalizers": ["example.com/c"],
+                }
+            },
+            {"metadata.finalizers": ["example.com/c", "example.com/b"]},
+            id="finalizers-delete-add-and-order-together",
+        ),
+        pytest.param(
+            DEPLOY,
+            podspec(
+                {"nodeSelector": {"$patch": "replace", "a": "b"}, "affinity": {"$patch": "replace", "nodeAffinity": {}}}
+            ),
+            {"spec.template.spec.nodeSelector": {"a": "b"}},
+            id="patch-replace-on-missing-map-is-dropped",
+        ),
+        pytest.param(
+            DEPLOY,
+            podspec({"containers": [{"name": "web", "resources": {"$patch": "delete"}}]}),
+            {},
+            id="patch-delete-on-missing-map-is-dropped",
+        ),
+        pytest.param(
+            DEPLOY,
+            podspec(
+                {"containers": [{"name": "web", "env": [{"name": "A", "value": "9"}, {"name": "D", "value": "4"}]}]}
+            ),
+            {
+                "spec.template.spec.containers.0.env": [
+                    {"name": "A", "value": "9"},
+                    {"name": "D", "value": "4"},
+                    {"name": "B", "value": "2"},
+                    {"name": "C", "value": "3"},
+                ]
+            },
+            id="env-merge-updates-and-adds",
         ),
     ],
 )

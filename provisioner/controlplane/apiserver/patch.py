@@ -172,6 +172,8 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: _Schema)
             _delete_primitives(original, key.removeprefix(_DELETE_PRIMITIVES), value)
         elif value is None:
             original.pop(key, None)
+        elif key not in original and isinstance(value, dict) and _DIRECTIVE in value:
+            continue  # as apimachinery's removeDirectives: a directive on a field that does not exist is dropped
         else:
             original[key] = _merge_value(original.get(key, _MISSING), value, schema=schema, key=key)
     return original
@@ -294,9 +296,11 @@ def _apply_element_orders(original: dict[str, Any], patch: dict[str, Any], schem
         merged = current if field not in patch else _merge_value(current, patch[field], schema=schema, key=field)
         if merged is None:
             original.pop(field, None)
-        else:
+        elif isinstance(merged, list):
             original[field] = _ordered(merged, order=order, server_order=current if isinstance(current, list) else [],
                                        merge_key=merge_key)
+        else:  # the patch turned the list into something else; there is nothing to order
+            original[field] = merged
         handled.add(field)
     return handled
 

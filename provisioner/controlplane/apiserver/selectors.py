@@ -56,6 +56,7 @@ _NUMERIC_OPERATORS = {"Gt": GREATER_THAN, "Lt": LESS_THAN}
 
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _NAME_RE = re.compile(_NAME)
+_INTEGER_RE = re.compile(r"-?[0-9]+")
 _DNS_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
@@ -101,7 +102,7 @@ class Requirement:
         if self.operator in (EXISTS, DOES_NOT_EXIST) and count:
             return f"{self.key}: no values allowed for 'exists' and '!'"
         if self.operator in (GREATER_THAN, LESS_THAN):
-            if count != 1 or not re.fullmatch(r"-?[0-9]+", self.values[0]):
+            if count != 1 or not _INTEGER_RE.fullmatch(self.values[0]):
                 return f"{self.key}: 'gt' and 'lt' need exactly one integer value"
             return None
         if self.operator not in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS, IN, NOT_IN, EXISTS, DOES_NOT_EXIST):
@@ -119,11 +120,9 @@ class Requirement:
             return present
         if self.operator == DOES_NOT_EXIST:
             return not present
-        try:  # gt / lt: the label must hold an integer
-            number = int(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        if value is None or not _INTEGER_RE.fullmatch(value):  # gt / lt: the label must hold an integer
             return False
-        bound = int(self.values[0])
+        number, bound = int(value), int(self.values[0])
         return number > bound if self.operator == GREATER_THAN else number < bound
 
     def __str__(self) -> str:
