@@ -33,7 +33,11 @@ def grpc_target(endpoints: Sequence[str]) -> str:
 
 
 class TlsEtcdClient(aetcd.Client):
-    """aetcd client over mutual TLS; `server_name` is the name checked in every member's certificate."""
+    """aetcd client over mutual TLS.
+
+    gRPC checks every member's certificate against one name (a multi-address target has no single
+    host), so each etcd server certificate must carry `server_name` (default "localhost") as a SAN.
+    """
 
     def __init__(
         self,
@@ -42,7 +46,7 @@ class TlsEtcdClient(aetcd.Client):
         ca_file: Path,
         cert_file: Path,
         key_file: Path,
-        server_name: str | None = None,
+        server_name: str = "localhost",
         timeout: float = 10.0,
     ) -> None:
         options = {
@@ -54,8 +58,7 @@ class TlsEtcdClient(aetcd.Client):
             "grpc.max_reconnect_backoff_ms": 2_000,
             "grpc.max_receive_message_length": 64 * 1024 * 1024,
         }
-        first_host = endpoints[0].rsplit(":", 1)[0].strip("[]")
-        options["grpc.ssl_target_name_override"] = server_name or first_host
+        options["grpc.ssl_target_name_override"] = server_name
         super().__init__(timeout=timeout, options=options)
         self._target = grpc_target(endpoints)
         self._credentials = grpc.ssl_channel_credentials(
