@@ -175,7 +175,7 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: _Schema)
         elif key not in original and isinstance(value, dict) and _DIRECTIVE in value:
             continue  # as apimachinery's removeDirectives: a directive on a field that does not exist is dropped
         else:
-            original[key] = _merge_value(original.get(key, _MISSING), value, schema=schema, key=key)
+            original[key] = _merge_value(original.get(key), value, schema=schema, key=key)
     return original
 
 
@@ -197,7 +197,7 @@ def _retain_keys(original: dict[str, Any], patch: dict[str, Any]) -> None:
     if not isinstance(retain, list):
         raise _unprocessable("invalid strategic merge patch: $retainKeys must be a list of field names")
     for key, value in patch.items():
-        if value is not None and not key.startswith(("$", _SET_ORDER)) and key not in retain:
+        if value is not None and not key.startswith("$") and key not in retain:
             raise _unprocessable(f"invalid strategic merge patch: field {key!r} is not listed in $retainKeys")
     for key in [k for k in original if k not in retain]:
         del original[key]
