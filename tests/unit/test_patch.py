@@ -17,6 +17,7 @@ from provisioner.controlplane.apiserver.patch import (
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
     apply_patch,
+    patch_strategy,
     server_side_apply,
 )
 from provisioner.controlplane.apiserver.status import ApiError
@@ -767,3 +768,19 @@ def test_server_side_apply_rejects_a_mismatched_object(applied):
     with pytest.raises(ApiError) as caught:
         server_side_apply(original=CM, applied=applied)
     assert caught.value.code == 400
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "expected"),
+    [
+        pytest.param("V1PodSpec", "containers", ("merge", "name"), id="containers-by-name"),
+        pytest.param("V1PodSpec", "volumes", ("merge,retainKeys", "name"), id="volumes-retain-keys"),
+        pytest.param("V1Container", "ports", ("merge", "containerPort"), id="container-ports"),
+        pytest.param("V1ObjectMeta", "finalizers", ("merge", ""), id="primitive-set"),
+        pytest.param("V1DeploymentSpec", "strategy", ("retainKeys", ""), id="union-map"),
+        pytest.param("V1PodSpec", "tolerations", None, id="tolerations-atomic"),
+        pytest.param("V1NodeSpec", "taints", None, id="taints-atomic"),
+    ],
+)
+def test_patch_strategy_publishes_what_kubectl_needs(model, field, expected):
+    assert patch_strategy(model, field) == expected

@@ -9,7 +9,7 @@ request's Content-Type:
 - `application/strategic-merge-patch+json`: what kubectl sends for apply, edit, label, annotate,
   `set image` and `rollout restart`. It follows k8s.io/apimachinery/pkg/util/strategicpatch as the
   server runs it (`MergeParallelList` and `IgnoreUnmatchedNulls` on): maps merge recursively, `null`
-  deletes, lists listed in `_LIST_MERGE_KEYS` merge element by element, all other lists replace, and
+  deletes, lists with a merge strategy (`patch_strategy`) merge element by element, all other lists replace, and
   the directives `$patch` (replace / delete / merge), `$setElementOrder/<list>`,
   `$deleteFromPrimitiveList/<list>` and `$retainKeys` are honoured.
 
@@ -41,6 +41,7 @@ __all__ = [
     "PATCH_CONTENT_TYPES",
     "STRATEGIC_MERGE_PATCH",
     "apply_patch",
+    "patch_strategy",
     "server_side_apply",
 ]
 
@@ -50,41 +51,52 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply: the caller parses YAML, see `server_side_apply`
 PATCH_CONTENT_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
-# Lists that merge instead of replace, keyed by (official client model, JSON field name); the value is
-# the merge key, "" for lists of primitives merged as sets. Source: the `patchStrategy:"merge"` and
-# `patchMergeKey` struct tags in k8s.io/api core/v1, apps/v1 and apimachinery meta/v1 types.go (the same
-# facts kubectl reads as `x-kubernetes-patch-strategy` / `x-kubernetes-patch-merge-key` from OpenAPI).
-# Lists not named here are atomic and replace wholesale: tolerations, node taints, envFrom, command,
-# args, RBAC rules and subjects, endpoint subsets, matchExpressions, status.containerStatuses, ...
-_CONTAINER_LISTS = {"ports": "containerPort", "env": "name", "volumeMounts": "mountPath",
-                    "volumeDevices": "devicePath"}
-_LIST_MERGE_KEYS: dict[tuple[str, str], str] = {
-    ("V1ObjectMeta", "finalizers"): "",
-    ("V1ObjectMeta", "ownerReferences"): "uid",
-    ("V1PodSpec", "containers"): "name",
-    ("V1PodSpec", "initContainers"): "name",
-    ("V1PodSpec", "ephemeralContainers"): "name",
-    ("V1PodSpec", "volumes"): "name",
-    ("V1PodSpec", "imagePullSecrets"): "name",
-    ("V1PodSpec", "hostAliases"): "ip",
-    ("V1PodSpec", "topologySpreadConstraints"): "topologyKey",
-    ("V1PodSpec", "resourceClaims"): "name",
-    ("V1PodSpec", "schedulingGates"): "name",
-    **{("V1Container", field): key for field, key in _CONTAINER_LISTS.items()},
-    **{("V1EphemeralContainer", field): key for field, key in _CONTAINER_LISTS.items()},
-    ("V1PodStatus", "conditions"): "type",
-    ("V1PodStatus", "podIPs"): "ip",
-    ("V1PodStatus", "hostIPs"): "ip",
-    ("V1ServiceSpec", "ports"): "port",
-    ("V1ServiceStatus", "conditions"): "type",
-    ("V1NodeSpec", "podCIDRs"): "",
-    ("V1NodeStatus", "conditions"): "type",
-    ("V1NodeStatus", "addresses"): "type",
-    ("V1NamespaceStatus", "conditions"): "type",
-    ("V1ServiceAccount", "secrets"): "name",
-    ("V1DeploymentStatus", "conditions"): "type",
-    ("V1ReplicaSetStatus", "conditions"): "type",
+# Fields with a patch strategy, keyed by (official client model, JSON field name): the value is
+# (x-kubernetes-patch-strategy, x-kubernetes-patch-merge-key); the merge key is "" for lists of primitives
+# merged as sets and for retainKeys-only maps. Source: the `patchStrategy` / `patchMergeKey` struct tags
+# in k8s.io/api core/v1, apps/v1 and apimachinery meta/v1 types.go, which Kubernetes also publishes in
+# its OpenAPI and kubectl's client-side apply reads from there. Lists not named here are atomic and
+# replace wholesale: tolerations, node taints, envFrom, command, args, RBAC rules and subjects, endpoint
+# subsets, matchExpressions, status.containerStatuses, ...
+_MERGE = "merge"
+_CONTAINER_LISTS = {"ports": "containerPort", "env": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath"}
+_PATCH_STRATEGIES: dict[tuple[str, str], tuple[str, str]] = {
+    ("V1ObjectMeta", "finalizers"): (_MERGE, ""),
+    ("V1ObjectMeta", "ownerReferences"): (_MERGE, "uid"),
+    ("V1PodSpec", "containers"): (_MERGE, "name"),
+    ("V1PodSpec", "initContainers"): (_MERGE, "name"),
+    ("V1PodSpec", "ephemeralContainers"): (_MERGE, "name"),
+    ("V1PodSpec", "volumes"): ("merge,retainKeys", "name"),
+    ("V1PodSpec", "imagePullSecrets"): (_MERGE, "name"),
+    ("V1PodSpec", "hostAliases"): (_MERGE, "ip"),
+    ("V1PodSpec", "topologySpreadConstraints"): (_MERGE, "topologyKey"),
+    ("V1PodSpec", "resourceClaims"): ("merge,retainKeys", "name"),
+    ("V1PodSpec", "schedulingGates"): (_MERGE, "name"),
+    **{("V1Container", field): (_MERGE, key) for field, key in _CONTAINER_LISTS.items()},
+    **{("V1EphemeralContainer", field): (_MERGE, key) for field, key in _CONTAINER_LISTS.items()},
+    ("V1PodStatus", "conditions"): (_MERGE, "type"),
+    ("V1PodStatus", "podIPs"): (_MERGE, "ip"),
+    ("V1PodStatus", "hostIPs"): (_MERGE, "ip"),
+    ("V1ServiceSpec", "ports"): (_MERGE, "port"),
+    ("V1ServiceStatus", "conditions"): (_MERGE, "type"),
+    ("V1NodeSpec", "podCIDRs"): (_MERGE, ""),
+    ("V1NodeStatus", "conditions"): (_MERGE, "type"),
+    ("V1NodeStatus", "addresses"): (_MERGE, "type"),
+    ("V1NamespaceStatus", "conditions"): (_MERGE, "type"),
+    ("V1ServiceAccount", "secrets"): (_MERGE, "name"),
+    ("V1DeploymentSpec", "strategy"): ("retainKeys", ""),
+    ("V1DeploymentStatus", "conditions"): (_MERGE, "type"),
+    ("V1ReplicaSetStatus", "conditions"): (_MERGE, "type"),
 }
+
+
+def patch_strategy(model: str, field: str) -> tuple[str, str] | None:
+    """(x-kubernetes-patch-strategy, x-kubernetes-patch-merge-key) of a field of a client model, or None.
+
+    The OpenAPI document must publish these: kubectl computes `apply` patches from it, and a merging
+    list it believes atomic would be sent whole and then merged here, so removed elements would stay."""
+    return _PATCH_STRATEGIES.get((model, field))
+
 
 _DIRECTIVE = "$patch"
 _RETAIN_KEYS = "$retainKeys"
@@ -137,7 +149,8 @@ class _Schema:
 
     def merge_key(self, field: str) -> str | None:
         """Merge key of a merging list ("" for primitives), None for a list that replaces."""
-        return _LIST_MERGE_KEYS.get((self.model, field)) if self.model else None
+        strategy = patch_strategy(self.model, field) if self.model else None
+        return strategy[1] if strategy and _MERGE in strategy[0].split(",") else None
 
 
 def _schema_for(obj: dict[str, Any]) -> _Schema:
