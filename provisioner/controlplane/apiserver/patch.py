@@ -9,8 +9,8 @@ request's Content-Type:
 - `application/strategic-merge-patch+json`: what kubectl sends for apply, edit, label, annotate,
   `set image` and `rollout restart`. It follows k8s.io/apimachinery/pkg/util/strategicpatch as the
   server runs it (`MergeParallelList` and `IgnoreUnmatchedNulls` on): maps merge recursively, `null`
-  deletes, lists with a merge strategy (`patch_strategy`) merge element by element, all other lists replace, and
-  the directives `$patch` (replace / delete / merge), `$setElementOrder/<list>`,
+  deletes, lists with a merge strategy (`patch_strategy`) merge element by element, all other lists
+  replace, and the directives `$patch` (replace / delete / merge), `$setElementOrder/<list>`,
   `$deleteFromPrimitiveList/<list>` and `$retainKeys` are honoured.
 
 Errors follow the real API server: an undecodable body is 400 BadRequest, a patch that cannot be
