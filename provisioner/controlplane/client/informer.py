@@ -76,9 +76,6 @@ class SharedInformer:
     def list(self) -> list[Obj]:
         return list(self._items.values())
 
-    def keys(self) -> list[str]:
-        return list(self._items)
-
     def by_index(self, name: str, value: str) -> list[Obj]:
         return [self._items[k] for k in self._indices[name].get(value, ())]
 

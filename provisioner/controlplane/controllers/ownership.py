@@ -15,7 +15,15 @@ from provisioner.controlplane.apiserver.resources import ResourceType
 from provisioner.controlplane.apiserver.selectors import LabelSelector
 from provisioner.controlplane.client import ApiClient
 
-__all__ = ["claim", "controller_ref", "controller_uid_index", "is_controlled_by", "owner_reference", "owner_uids"]
+__all__ = [
+    "claim",
+    "controller_ref",
+    "controller_uid_index",
+    "is_controlled_by",
+    "owner_reference",
+    "owner_uids",
+    "patch_metadata",
+]
 
 Obj = dict[str, Any]
 
@@ -77,16 +85,17 @@ async def claim(
                 owned.append(obj)
             else:
                 refs = [r for r in meta.get("ownerReferences") or () if r.get("uid") != uid]
-                await _set_owner_references(client, rt, obj, refs)
+                await patch_metadata(client, rt, obj, ownerReferences=refs)
         elif ref is None and matches and not owner_deleting and not meta.get("deletionTimestamp"):
             refs = [*(meta.get("ownerReferences") or ()), owner_reference(owner)]
-            owned.append(await _set_owner_references(client, rt, obj, refs))
+            owned.append(await patch_metadata(client, rt, obj, ownerReferences=refs))
     return owned
 
 
-async def _set_owner_references(
-    client: ApiClient, rt: ResourceType, obj: Mapping[str, Any], refs: list[Any]
-) -> Obj:
+async def patch_metadata(client: ApiClient, rt: ResourceType, obj: Mapping[str, Any], **fields: list[Any]) -> Obj:
+    """Merge-patch list fields of `obj`'s metadata (an empty list removes the field), guarded by its
+    resourceVersion so a concurrent change fails with 409 instead of being overwritten."""
     meta = obj["metadata"]
-    patch = {"metadata": {"ownerReferences": refs or None, "resourceVersion": meta["resourceVersion"]}}
+    changes: dict[str, Any] = {name: value or None for name, value in fields.items()}
+    patch = {"metadata": {**changes, "resourceVersion": meta["resourceVersion"]}}
     return await client.patch(rt, meta["name"], patch, namespace=meta.get("namespace"))
