@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from provisioner.errors import ProvisionerError
-from provisioner.infra.qemu import process_matches, stop_process
+from provisioner.infra.hostproc import process_matches, stop_process
 
 __all__ = ["ensure_switch", "lab_address", "lab_mac", "stop_switch", "switch_socket"]
 

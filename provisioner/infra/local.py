@@ -27,9 +27,10 @@ from provisioner.errors import ProvisionerError
 from provisioner.infra import labnet
 from provisioner.infra.accel import choose_accel
 from provisioner.infra.cloudstate import CloudState, ClusterRecord, NodeRecord, VolumeRecord, default_state_root
+from provisioner.infra.hostproc import free_port, process_matches, stop_process
 from provisioner.infra.image import Image, find_image, image_cache_dir, list_images
 from provisioner.infra.keys import ensure_operator_key, new_key_pair
-from provisioner.infra.qemu import VmSpec, free_port, launch, process_matches, serial_tail, ssh_banner, stop_process
+from provisioner.infra.qemu import VmSpec, launch, serial_tail, ssh_banner
 from provisioner.infra.qmp import Qmp
 from provisioner.infra.seed import Identity, write_seed
 from provisioner.infra.sizes import SIZES, size_named

@@ -1,19 +1,16 @@
-"""How one local VM runs: the QEMU command line, launching it detached, and recognising its process later.
+"""How one local VM runs: the QEMU command line, launching it detached, and probing its SSH.
 
 QEMU daemonizes (`-daemonize`), so VMs outlive the `provision` process that started them; a VM is found
-again through its pidfile, and a PID only counts as the VM while `/proc/<pid>/cmdline` still names the VM's
-monitor socket (PIDs are reused). Direct kernel boot (`-kernel/-initrd/-append`) skips firmware menus and
-bootloaders. The management NIC is QEMU user-mode networking with SSH forwarded to 127.0.0.1; the lab NIC
-plugs into the cluster's vde_switch, so lab addresses exist only inside QEMU.
+again through its pidfile and its monitor socket (see `hostproc.py`). Direct kernel boot
+(`-kernel/-initrd/-append`) skips firmware menus and bootloaders. The management NIC is QEMU user-mode
+networking with SSH forwarded to 127.0.0.1; the lab NIC plugs into the cluster's vde_switch, so lab addresses
+exist only inside QEMU.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +20,10 @@ from provisioner.infra.qmp import Qmp
 
 __all__ = [
     "VmSpec",
-    "free_port",
     "launch",
-    "process_matches",
     "qemu_argv",
     "serial_tail",
     "ssh_banner",
-    "stop_process",
 ]
 
 QEMU = "qemu-system-x86_64"
@@ -116,36 +110,6 @@ def launch(spec: VmSpec) -> int:
         with Qmp(spec.monitor) as qmp:
             qmp.execute("set_link", name="labnic", up=False)
     return int(spec.pidfile.read_text().strip())
-
-
-def process_matches(pid: int, marker: Path) -> bool:
-    """True when `pid` is alive and its command line names `marker` (so a reused PID never counts)."""
-    if pid <= 0:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return str(marker).encode() in cmdline
-
-
-def stop_process(pid: int, marker: Path, *, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after `timeout`; returns once the process is gone."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        if not process_matches(pid, marker):
-            return
-        os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and process_matches(pid, marker):
-            time.sleep(0.05)
-    if process_matches(pid, marker):
-        raise ProvisionerError(f"process {pid} ({marker}) did not exit after SIGKILL")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ssh_banner(port: int, *, timeout: float = 1.0) -> bool:
