@@ -16,6 +16,7 @@ from rich.table import Table
 
 from provisioner import dev
 from provisioner.errors import ProvisionerError
+from provisioner.infra.cli_image import image_app
 
 __all__ = ["app", "main"]
 
@@ -23,6 +24,7 @@ app = typer.Typer(help="Provision highly available Kubernetes-style clusters.", 
                   pretty_exceptions_enable=False, add_completion=False)
 dev_app = typer.Typer(help="A whole control plane as processes on this host.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
+app.add_typer(image_app, name="image")
 
 _out = Console()
 _err = Console(stderr=True, soft_wrap=True)
