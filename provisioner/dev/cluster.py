@@ -217,11 +217,21 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def _check_ports(state: _State) -> None:
+    """Before starting anything: every port of a process that is not running must be free."""
+    for spec in COMPONENTS:
+        for inst in spec.instances(state.layout):
+            record = state.record(inst.name)
+            if record is not None and is_alive(record):
+                continue
+            for port in inst.ports:
+                if port_in_use(inst.address, port):
+                    raise ProvisionerError(
+                        f"{inst.name}: port {inst.address}:{port} is already in use by another process",
+                        hint=f"find it with `ss -ltnp 'src {inst.address}:{port}'` and stop it")
+
+
 def _start(state: _State, ctx: Context, spec: ComponentSpec, inst: Instance, launch: Launch) -> None:
-    for port in inst.ports:
-        if port_in_use(inst.address, port):
-            raise ProvisionerError(f"{inst.name}: port {inst.address}:{port} is already in use",
-                                   hint=f"find the owner with `ss -ltnp 'sport = :{port}'` and stop it")
     log_file = ctx.paths.logs / f"{inst.name}.log"
     record = spawn(list(launch.argv), log_file=log_file)
     state.processes()[inst.name] = {
@@ -296,6 +306,7 @@ def dev_up(*, name: str, masters: int | None = None, home: Path | None = None,
     actions: list[Action] = []
     with _phase(phases, "addresses", report):
         state = existing or _new_state(name, masters, home)
+        _check_ports(state)
     with _phase(phases, "certificates", report):
         ctx = Context(layout=state.layout, paths=paths, certs=issue_dev_certs(state.layout, paths.pki))
     for spec in COMPONENTS:
