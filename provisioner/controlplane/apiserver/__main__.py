@@ -1,4 +1,7 @@
-"""`python -m provisioner.controlplane.apiserver --config FILE`: run one API server until SIGTERM."""
+"""`python -m provisioner.controlplane.apiserver --config FILE`: run one API server until SIGTERM.
+
+uvloop runs the event loop: its faster TLS and I/O paths measurably raise requests/s.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import logging
 import signal
 import sys
 from pathlib import Path
+
+import uvloop
 
 from provisioner.controlplane.apiserver.config import ApiServerConfig
 from provisioner.controlplane.apiserver.server import run
@@ -27,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_main(ApiServerConfig.load(args.config)))
+    uvloop.run(_main(ApiServerConfig.load(args.config)))
     return 0
 
 

@@ -77,6 +77,13 @@ class Store:
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
         """Run one RPC, retrying only on transient unavailability (callers make retries safe)."""
+        if self._client.kvstub is None:
+            await self._client.connect()
+        try:
+            return await op()  # the common case, without building a retry loop
+        except grpc.aio.AioRpcError as error:
+            if not isinstance(_unavailable(error), Unavailable):
+                raise
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Unavailable),
             stop=stop_after_delay(self._retry_for),
