@@ -84,13 +84,19 @@ def _gvk(rt: ResourceType) -> dict[str, str]:
     return {"group": rt.group, "version": rt.version, "kind": rt.kind}
 
 
+def _borrowed_description(ref: schema.TypeRef) -> str:
+    """The client drops descriptions of model-typed fields; the type's own text beats kubectl's <no description>."""
+    return schema.model_schema(ref.model).description if ref.kind == schema.MODEL else ""
+
+
 def _model_schema(model: str, gvk: list[dict[str, str]]) -> _Doc:
     spec = schema.model_schema(model)
     properties = {}
     for name, field in spec.fields.items():
         prop = _type_schema(field.type)
-        if field.description:
-            prop["description"] = field.description
+        description = field.description or _borrowed_description(field.type)
+        if description:
+            prop["description"] = description
         properties[name] = prop
     doc: _Doc = {"description": spec.description, "type": "object", "properties": properties}
     required = [name for name, field in spec.fields.items() if field.required]

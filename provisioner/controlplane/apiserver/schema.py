@@ -110,7 +110,7 @@ def _class_description(cls: type) -> str:
 
 @functools.cache
 def model_schema(model: str) -> ModelSchema:
-    """The schema of one client model; a field without its own description borrows its type's."""
+    """The schema of one client model (a field typed by a model often has no description of its own)."""
     cls = getattr(kubernetes.client.models, model)
     infos = {info.serialization_alias or name: info for name, info in cls.model_fields.items()}
     fields: dict[str, FieldSchema] = {}
@@ -118,10 +118,7 @@ def model_schema(model: str) -> ModelSchema:
         name = cls.attribute_map[attr]
         info = infos[name]
         ref = parse_type(text, info.annotation)
-        description = info.description or ""
-        if not description and ref.kind == MODEL:
-            description = _class_description(getattr(kubernetes.client.models, ref.model))
-        fields[name] = FieldSchema(name, ref, info.is_required(), description)
+        fields[name] = FieldSchema(name, ref, info.is_required(), info.description or "")
     return ModelSchema(model, _class_description(cls), MappingProxyType(fields))
 
 
