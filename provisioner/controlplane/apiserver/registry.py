@@ -247,8 +247,10 @@ class Registry:
         elif rt.kind == "Pod":
             obj["status"] = {"phase": "Pending", **{k: v for k, v in (obj.get("status") or {}).items()
                                                     if k in ("qosClass",)}}
-        elif rt.kind in ("Deployment", "ReplicaSet"):
+        elif rt.kind == "Deployment":
             obj["status"] = {}
+        elif rt.kind == "ReplicaSet":
+            obj["status"] = {"replicas": 0}  # required by the client's V1ReplicaSetStatus
         elif rt.kind == "Service":
             obj["status"] = {"loadBalancer": {}}
 

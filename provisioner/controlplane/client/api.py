@@ -7,9 +7,11 @@ so callers re-list.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import ssl
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -86,18 +88,44 @@ def _status_error(code: int, body: bytes) -> ApiStatusError:
     return cls(code, reason, message)
 
 
+def _tls_context(*, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """Mutual TLS from PEM bytes; the client pair passes through a private temporary directory because
+    `ssl` loads certificate chains only from files (the context keeps them in memory afterwards)."""
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    with tempfile.TemporaryDirectory(prefix="provisioner-tls-") as tmp:
+        cert_file, key_file = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+        cert_file.write_bytes(cert_pem)
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(key_pem)
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def _kubeconfig_pem(entry: Mapping[str, Any], field: str, base: Path) -> bytes:
+    """A kubeconfig credential given either as a file (`field`) or inline (`field-data`, base64)."""
+    if entry.get(f"{field}-data"):
+        return base64.b64decode(entry[f"{field}-data"])
+    if entry.get(field):
+        return (base / str(entry[field])).read_bytes()
+    raise ProvisionerError(f"kubeconfig has no {field} or {field}-data",
+                           hint="use the kubeconfig `provision kubeconfig` prints")
+
+
 class ApiClient:
     """Async context manager over one aiohttp session talking HTTPS to one API server address."""
 
     def __init__(self, *, server: str, ca_file: Path, cert_file: Path, key_file: Path) -> None:
+        self._setup(server, _tls_context(ca_pem=Path(ca_file).read_bytes(), cert_pem=Path(cert_file).read_bytes(),
+                                         key_pem=Path(key_file).read_bytes()))
+
+    def _setup(self, server: str, tls: ssl.SSLContext) -> None:
         self.server = server.rstrip("/")
-        self._ssl = ssl.create_default_context(cafile=str(ca_file))
-        self._ssl.load_cert_chain(str(cert_file), str(key_file))
+        self._ssl = tls
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_kubeconfig(cls, path: Path) -> ApiClient:
-        """Client for the current context of a kubeconfig that references certificate files."""
+        """Client for the current context of a kubeconfig (certificates as files or inline data)."""
         config = yaml.safe_load(Path(path).read_text())
         contexts = {c["name"]: c["context"] for c in config.get("contexts") or []}
         context = contexts.get(config.get("current-context", "")) or next(iter(contexts.values()), None)
@@ -105,15 +133,13 @@ class ApiClient:
             raise ProvisionerError(f"kubeconfig {path} has no context", hint="use `provision kubeconfig`")
         cluster = {c["name"]: c["cluster"] for c in config["clusters"]}[context["cluster"]]
         user = {u["name"]: u["user"] for u in config["users"]}[context["user"]]
-        needed = (cluster.get("certificate-authority"), user.get("client-certificate"), user.get("client-key"))
-        if not all(needed):
-            raise ProvisionerError(
-                f"kubeconfig {path} must reference CA, client certificate and key files",
-                hint="embedded *-data fields are not supported; use `provision kubeconfig`",
-            )
         base = Path(path).parent
-        ca_file, cert_file, key_file = (base / str(p) for p in needed)
-        return cls(server=cluster["server"], ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+        tls = _tls_context(ca_pem=_kubeconfig_pem(cluster, "certificate-authority", base),
+                           cert_pem=_kubeconfig_pem(user, "client-certificate", base),
+                           key_pem=_kubeconfig_pem(user, "client-key", base))
+        client = cls.__new__(cls)
+        client._setup(cluster["server"], tls)
+        return client
 
     async def __aenter__(self) -> ApiClient:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64))
