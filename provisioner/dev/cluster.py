@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fasteners
+
 from provisioner.dev.certs import ADMIN_USER, issue_dev_certs
 from provisioner.dev.components import COMPONENTS, ETCD, ClusterPaths, ComponentSpec, Context, Instance, Launch
 from provisioner.dev.layout import MASTER_COUNTS, Layout, block_candidates
@@ -26,7 +28,13 @@ from provisioner.dev.processes import ProcessRecord, is_alive, port_in_use, spaw
 from provisioner.errors import ProvisionerError
 from provisioner.kubeconfig import issue_user_kubeconfig, write_kubeconfig
 from provisioner.pki import CertificateAuthority
-from provisioner.state import cluster_dir, existing_clusters, provisioner_home, read_json, write_json
+from provisioner.state import (
+    cluster_dir,
+    existing_clusters,
+    provisioner_home,
+    read_json,
+    write_json,
+)
 
 __all__ = ["DEFAULT_MASTERS", "Action", "ClusterStatus", "DownReport", "EtcdStatus", "Phase", "ProcessStatus",
            "UpReport", "admin_kubeconfig", "dev_down", "dev_status", "dev_up", "load_layout", "user_kubeconfig"]
@@ -182,10 +190,13 @@ def _new_state(name: str, masters: int, home: Path | None) -> _State:
                            hint="stop other dev clusters with `provision dev down --name NAME`")
 
 
-def _resolve_masters(state: _State | None, masters: int | None) -> int:
+def _check_masters(masters: int | None) -> None:
     if masters is not None and masters not in MASTER_COUNTS:
         raise ProvisionerError(f"--masters must be one of {', '.join(map(str, MASTER_COUNTS))}, not {masters}",
                                hint="etcd needs an odd number of members for a quorum; 1 is a toy")
+
+
+def _resolve_masters(state: _State | None, masters: int | None) -> int:
     if state is None:
         return masters or DEFAULT_MASTERS
     recorded = state.layout.masters
@@ -289,6 +300,14 @@ def _wait_healthy(state: _State, ctx: Context, spec: ComponentSpec, report: Repo
 
 
 @contextmanager
+def _locked(paths: ClusterPaths) -> Iterator[None]:
+    """One `up` or `down` of a cluster at a time (a purge may delete the lock file while holding it)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with fasteners.InterProcessLock(str(paths.root / ".lock")):
+        yield
+
+
+@contextmanager
 def _phase(phases: list[Phase], title: str, report: Reporter) -> Iterator[None]:
     report(title)
     started = time.monotonic()
@@ -300,43 +319,46 @@ def dev_up(*, name: str, masters: int | None = None, home: Path | None = None,
            report: Reporter = lambda _: None) -> UpReport:
     """Bring the cluster to "every process running and healthy", changing only what is not."""
     paths = _paths(name, home)
-    existing = _load(name, home) if paths.state_file.is_file() else None
-    masters = _resolve_masters(existing, masters)
-    phases: list[Phase] = []
-    actions: list[Action] = []
-    with _phase(phases, "addresses", report):
-        state = existing or _new_state(name, masters, home)
-        _check_ports(state)
-    with _phase(phases, "certificates", report):
-        ctx = Context(layout=state.layout, paths=paths, certs=issue_dev_certs(state.layout, paths.pki))
-    for spec in COMPONENTS:
-        with _phase(phases, spec.title, report):
-            actions += _reconcile(state, ctx, spec)
-            _wait_healthy(state, ctx, spec, report)
-    with _phase(phases, "kubeconfig", report):
-        write_kubeconfig(paths.admin_kubeconfig, cluster_name=name, server=ctx.layout.server_url,
-                         ca_file=ctx.certs.ca_file, cert_file=ctx.certs.admin.cert_file,
-                         key_file=ctx.certs.admin.key_file, user=ADMIN_USER)
-    return UpReport(layout=ctx.layout, server=ctx.layout.server_url, kubeconfig=paths.admin_kubeconfig,
-                    actions=tuple(actions), phases=tuple(phases))
+    _check_masters(masters)
+    with _locked(paths):
+        existing = _load(name, home) if paths.state_file.is_file() else None
+        masters = _resolve_masters(existing, masters)
+        phases: list[Phase] = []
+        actions: list[Action] = []
+        with _phase(phases, "addresses", report):
+            state = existing or _new_state(name, masters, home)
+            _check_ports(state)
+        with _phase(phases, "certificates", report):
+            ctx = Context(layout=state.layout, paths=paths, certs=issue_dev_certs(state.layout, paths.pki))
+        for spec in COMPONENTS:
+            with _phase(phases, spec.title, report):
+                actions += _reconcile(state, ctx, spec)
+                _wait_healthy(state, ctx, spec, report)
+        with _phase(phases, "kubeconfig", report):
+            write_kubeconfig(paths.admin_kubeconfig, cluster_name=name, server=ctx.layout.server_url,
+                             ca_file=ctx.certs.ca_file, cert_file=ctx.certs.admin.cert_file,
+                             key_file=ctx.certs.admin.key_file, user=ADMIN_USER)
+        return UpReport(layout=ctx.layout, server=ctx.layout.server_url, kubeconfig=paths.admin_kubeconfig,
+                        actions=tuple(actions), phases=tuple(phases))
 
 
 def dev_down(*, name: str, purge: bool = False, home: Path | None = None) -> DownReport:
     """Stop exactly the recorded processes, last-started first; keep the data unless `purge`."""
-    state = _load(name, home)
-    order = [inst.name for spec in reversed(COMPONENTS) for inst in spec.instances(state.layout)]
-    names = order + sorted(set(state.processes()) - set(order))  # records of components no longer in the table
-    stopped = []
-    for process in names:
-        record = state.record(process)
-        if record is not None and stop(record):
-            stopped.append(process)
-        if process in state.processes():
-            state.processes()[process]["pid"] = None
-            state.save()
-    if purge:
-        shutil.rmtree(state.paths.root)
-    return DownReport(name=name, stopped=tuple(stopped), purged=purge)
+    with _locked(_load(name, home).paths):
+        state = _load(name, home)
+        order = [inst.name for spec in reversed(COMPONENTS) for inst in spec.instances(state.layout)]
+        names = order + sorted(set(state.processes()) - set(order))  # records of components no longer in the table
+        stopped = []
+        for process in names:
+            record = state.record(process)
+            if record is not None and stop(record):
+                stopped.append(process)
+            if process in state.processes():
+                state.processes()[process]["pid"] = None
+                state.save()
+        if purge:
+            shutil.rmtree(state.paths.root)
+        return DownReport(name=name, stopped=tuple(stopped), purged=purge)
 
 
 def dev_status(*, name: str, home: Path | None = None) -> ClusterStatus:
