@@ -286,7 +286,7 @@ def _pod_spec(path: str, spec: dict[str, Any], *, restart_policies: tuple[str, .
             if name in volumes:
                 errors.append(duplicate(f"{path}.volumes[{index}].name", name))
             volumes.add(name)
-    if spec.get("containers") == []:
+    if not spec.get("containers"):  # [] passes the model; a missing pod spec too
         errors.append(required(f"{path}.containers"))
     names: set[str] = set()
     for group in ("initContainers", "containers"):
