@@ -51,7 +51,7 @@ def test_patch_operation_supports_field_validation_for_every_kind(rt: ResourceTy
     for op in patches:
         assert any(p["name"] == "fieldValidation" and p["in"] == "query" for p in op["parameters"])
         assert "application/merge-patch+json" in op["requestBody"]["content"]
-        assert "application/strategic-merge-patch+json" not in op["requestBody"]["content"]
+        assert "application/strategic-merge-patch+json" in op["requestBody"]["content"]
 
 
 @pytest.mark.parametrize("rt", KINDS)
@@ -102,3 +102,22 @@ def test_scale_subresource_patch_is_tagged_as_autoscaling_scale() -> None:
 def test_unserved_group_version_has_no_document() -> None:
     assert openapi_v3_document("batch", "v1") is None
     assert openapi_v3_document("", "v2") is None
+
+
+@pytest.mark.parametrize(("definition", "field", "strategy", "key"), [
+    pytest.param("io.k8s.api.core.v1.PodSpec", "containers", "merge", "name", id="containers-by-name"),
+    pytest.param("io.k8s.api.core.v1.Container", "ports", "merge", "containerPort", id="container-ports"),
+    pytest.param("io.k8s.api.core.v1.PodSpec", "volumes", "merge,retainKeys", "name", id="volumes"),
+    pytest.param("io.k8s.api.core.v1.ServiceSpec", "ports", "merge", "port", id="service-ports"),
+    pytest.param("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers", "merge", None, id="finalizers"),
+])
+def test_merging_lists_publish_their_patch_strategy(definition: str, field: str, strategy: str,
+                                                    key: str | None) -> None:
+    prop = openapi_v3_document("", "v1")["components"]["schemas"][definition]["properties"][field]
+    assert prop["x-kubernetes-patch-strategy"] == strategy
+    assert prop.get("x-kubernetes-patch-merge-key") == key
+
+
+def test_atomic_lists_publish_no_patch_strategy() -> None:
+    spec = openapi_v3_document("", "v1")["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]
+    assert "x-kubernetes-patch-strategy" not in spec["tolerations"]

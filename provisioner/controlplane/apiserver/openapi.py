@@ -6,10 +6,10 @@ kind's `x-kubernetes-group-version-kind` that accepts the `fieldValidation` quer
 Schemas come from the official client's models (see `schema`), named as Kubernetes names them
 (`io.k8s.api.core.v1.Pod`), with `$ref`s between them.
 
-PATCH operations deliberately do not list `application/strategic-merge-patch+json`: the schemas
-carry no patch-merge keys, so kubectl then computes apply patches from its compiled-in types, which
-are exact for every kind served here. Documents are built once per process and cached; callers must
-not mutate them.
+Fields with a patch strategy carry `x-kubernetes-patch-strategy` / `x-kubernetes-patch-merge-key`
+from `patch.patch_strategy`, the same table the server's strategic-merge patch follows, so the
+patches kubectl computes for `apply` merge lists exactly the way the server applies them.
+Documents are built once per process and cached; callers must not mutate them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import kubernetes.client.models
 
 from provisioner.controlplane.apiserver import schema
+from provisioner.controlplane.apiserver.patch import patch_strategy
 from provisioner.controlplane.apiserver.resources import RESOURCES, ResourceType, group_versions
 
 __all__ = ["openapi_v3_document", "openapi_v3_index"]
@@ -40,7 +41,8 @@ _EXTRA_SCHEMAS: dict[str, _Doc] = {
     _PATCH: {"description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request "
                             "body.", "type": "object"},
 }
-_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
+_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json",
+                "application/apply-patch+yaml")
 _SCALE_GVK = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
 
 
@@ -97,6 +99,10 @@ def _model_schema(model: str, gvk: list[dict[str, str]]) -> _Doc:
         description = field.description or _borrowed_description(field.type)
         if description:
             prop["description"] = description
+        if strategy := patch_strategy(model, name):
+            prop["x-kubernetes-patch-strategy"] = strategy[0]
+            if strategy[1]:
+                prop["x-kubernetes-patch-merge-key"] = strategy[1]
         properties[name] = prop
     doc: _Doc = {"description": spec.description, "type": "object", "properties": properties}
     required = [name for name, field in spec.fields.items() if field.required]
