@@ -30,8 +30,8 @@ def parse_quantity(text: str | int | float) -> Decimal:
         return Decimal(str(text))
     match = _QUANTITY_RE.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
-        raise ValueError(f"quantities must match the regular expression "
-                         f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$', got {text!r}")
+        raise ValueError("quantities must match the regular expression "
+                         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
     number, suffix = match.group(1), match.group(2) or ""
     value = Decimal(number)
     if suffix[:1] in ("e", "E"):
