@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 import signal
 import sys
@@ -22,9 +23,15 @@ from provisioner.controlplane.client import ApiClient
 log = logging.getLogger("provisioner.controlplane.agent")
 
 
-def _kubeconfig_ca(path: Path) -> Path:
-    config = yaml.safe_load(path.read_text())
-    return path.parent / config["clusters"][0]["cluster"]["certificate-authority"]
+def _kubeconfig_ca(path: Path, *, root: Path) -> Path:
+    """The cluster CA named by the kubeconfig (inline data is written to `<root>/cluster-ca.crt`)."""
+    cluster = yaml.safe_load(path.read_text())["clusters"][0]["cluster"]
+    if cluster.get("certificate-authority"):
+        return path.parent / cluster["certificate-authority"]
+    ca_file = root / "cluster-ca.crt"
+    root.mkdir(parents=True, exist_ok=True)
+    ca_file.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+    return ca_file
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -39,7 +46,7 @@ async def run(args: argparse.Namespace) -> int:
     serving = None
     if args.tls_cert_file and args.tls_key_file:
         serving = ServingCert(args.tls_cert_file, args.tls_key_file,
-                              args.client_ca_file or _kubeconfig_ca(args.kubeconfig))
+                              args.client_ca_file or _kubeconfig_ca(args.kubeconfig, root=args.root))
     else:
         log.warning("no --tls-cert-file/--tls-key-file: container logs are not served (kubectl logs will fail)")
     settings = WorkerSettings(node_name=args.node_name, address=args.address, backoff_base=args.backoff_base,

@@ -6,8 +6,9 @@
         ?previous=true     the attempt before the current one
         ?limitBytes=N      stop after N bytes
 
-Plain text (`text/plain; charset=utf-8`), chunked. TLS with a server certificate from the cluster CA;
-clients must present a certificate from the same CA (the API server's client certificate).
+Plain text (`text/plain; charset=utf-8`), chunked. TLS with a server certificate from the cluster CA.
+A client certificate is verified against the cluster CA when presented; it is not yet required,
+because the API server's `pods/log` proxy does not present one (`require_client_cert` turns it on).
 404 with a one-line text body when the pod, container or attempt is unknown.
 """
 
@@ -57,14 +58,22 @@ def tail(path: Path, lines: int) -> int:
 
 class LogServer:
     def __init__(
-        self, *, address: str, port: int, cert_file: Path, key_file: Path, ca_file: Path, resolve: AttemptResolver
+        self,
+        *,
+        address: str,
+        port: int,
+        cert_file: Path,
+        key_file: Path,
+        ca_file: Path,
+        resolve: AttemptResolver,
+        require_client_cert: bool = False,
     ) -> None:
         self.address = address
         self.port = port
         self.resolve = resolve
         self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca_file))
         self._ssl.load_cert_chain(str(cert_file), str(key_file))
-        self._ssl.verify_mode = ssl.CERT_REQUIRED
+        self._ssl.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
         self.app = web.Application()
         self.app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         self.app.router.add_get("/healthz", self._healthz)
