@@ -89,14 +89,13 @@ class RuleSource(Protocol):
 
 @dataclass(frozen=True)
 class _Rule:
-    """A PolicyRule, normalised to sets, with the binding that reaches it for the allow reason."""
+    """A PolicyRule, normalised to sets."""
 
     verbs: frozenset[str]
     api_groups: frozenset[str]
     resources: frozenset[str]
     resource_names: frozenset[str]
     non_resource_urls: tuple[str, ...]
-    via: str
 
     def allows(self, attrs: RequestAttributes) -> bool:
         if "*" not in self.verbs and attrs.verb not in self.verbs:
@@ -123,18 +122,28 @@ def _url_matches(pattern: str, path: str) -> bool:
     return pattern.endswith("*") and path.startswith(pattern[:-1])
 
 
-def _rules(role: Mapping[str, Any], *, via: str) -> list[_Rule]:
-    return [
+def _rules(role: Mapping[str, Any]) -> tuple[_Rule, ...]:
+    return tuple(
         _Rule(
             verbs=frozenset(rule.get("verbs") or ()),
             api_groups=frozenset(rule.get("apiGroups") or ()),
             resources=frozenset(rule.get("resources") or ()),
             resource_names=frozenset(rule.get("resourceNames") or ()),
             non_resource_urls=tuple(rule.get("nonResourceURLs") or ()),
-            via=via,
         )
         for rule in role.get("rules") or ()
-    ]
+    )
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """The rules of one role as one binding grants them; `via` names both for the allow reason."""
+
+    via: str
+    rules: tuple[_Rule, ...]
+
+    def allows(self, attrs: RequestAttributes) -> bool:
+        return any(rule.allows(attrs) for rule in self.rules)
 
 
 _Subject = tuple[str, str]  # ("User" | "Group", name); service accounts become their user name
@@ -157,11 +166,11 @@ def _caller_keys(user: UserInfo) -> list[_Subject]:
 
 @dataclass(frozen=True)
 class _Index:
-    """Rules by subject: cluster-wide ones, and per (namespace, subject) ones from RoleBindings."""
+    """Grants by subject: cluster-wide ones, and per (namespace, subject) ones from RoleBindings."""
 
     version: int
-    cluster: Mapping[_Subject, tuple[_Rule, ...]]
-    namespaced: Mapping[tuple[str, _Subject], tuple[_Rule, ...]]
+    cluster: Mapping[_Subject, tuple[_Grant, ...]]
+    namespaced: Mapping[tuple[str, _Subject], tuple[_Grant, ...]]
 
 
 def _name(obj: Mapping[str, Any]) -> str:
@@ -180,29 +189,30 @@ def _build_index(
     role_bindings: list[dict[str, Any]],
     cluster_role_bindings: list[dict[str, Any]],
 ) -> _Index:
-    by_role = {(_namespace(r), _name(r)): r for r in roles}
-    by_cluster_role = {_name(r): r for r in cluster_roles}
-    cluster: defaultdict[_Subject, list[_Rule]] = defaultdict(list)
-    namespaced: defaultdict[tuple[str, _Subject], list[_Rule]] = defaultdict(list)
+    role_rules = {(_namespace(r), _name(r)): _rules(r) for r in roles}
+    cluster_role_rules = {_name(r): _rules(r) for r in cluster_roles}
+    cluster: defaultdict[_Subject, list[_Grant]] = defaultdict(list)
+    namespaced: defaultdict[tuple[str, _Subject], list[_Grant]] = defaultdict(list)
     for binding in cluster_role_bindings:
         ref = binding.get("roleRef") or {}
-        role = by_cluster_role.get(ref.get("name", "")) if ref.get("kind") == "ClusterRole" else None
-        if role is None:
+        ref_name = ref.get("name", "")
+        rules = cluster_role_rules.get(ref_name) if ref.get("kind") == "ClusterRole" else None
+        if rules is None:
             log.warning("ClusterRoleBinding %s refers to missing %s", _name(binding), ref)
             continue
-        rules = _rules(role, via=f'ClusterRoleBinding "{_name(binding)}" of ClusterRole "{_name(role)}"')
+        grant = _Grant(f'ClusterRoleBinding "{_name(binding)}" of ClusterRole "{ref_name}"', rules)
         for key in _subject_keys(binding.get("subjects") or (), binding_namespace=""):
-            cluster[key].extend(rules)
+            cluster[key].append(grant)
     for binding in role_bindings:
         ns, ref = _namespace(binding), binding.get("roleRef") or {}
         kind, ref_name = ref.get("kind"), ref.get("name", "")
-        role = by_cluster_role.get(ref_name) if kind == "ClusterRole" else by_role.get((ns, ref_name))
-        if role is None:
+        rules = cluster_role_rules.get(ref_name) if kind == "ClusterRole" else role_rules.get((ns, ref_name))
+        if rules is None:
             log.warning("RoleBinding %s/%s refers to missing %s", ns, _name(binding), ref)
             continue
-        rules = _rules(role, via=f'RoleBinding "{ns}/{_name(binding)}" of {kind} "{ref_name}"')
+        grant = _Grant(f'RoleBinding "{ns}/{_name(binding)}" of {kind} "{ref_name}"', rules)
         for key in _subject_keys(binding.get("subjects") or (), binding_namespace=ns):
-            namespaced[(ns, key)].extend(rules)
+            namespaced[(ns, key)].append(grant)
     return _Index(
         version=version,
         cluster={k: tuple(v) for k, v in cluster.items()},
@@ -263,9 +273,9 @@ class RBACAuthorizer:
             candidates = index.cluster.get(key, ())
             if attrs.namespace and attrs.resource_request:
                 candidates = candidates + index.namespaced.get((attrs.namespace, key), ())
-            for rule in candidates:
-                if rule.allows(attrs):
-                    return Decision(True, f'RBAC: allowed by {rule.via} to {key[0]} "{key[1]}"')
+            for grant in candidates:
+                if grant.allows(attrs):
+                    return Decision(True, f'RBAC: allowed by {grant.via} to {key[0]} "{key[1]}"')
         return Decision(False, _denial(attrs))
 
 
