@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -85,15 +86,25 @@ _JSON_TYPES = {schema.STRING: "string", schema.INTEGER: "integer", schema.NUMBER
                schema.DATETIME: "string", schema.BYTES: "string", schema.INT_OR_STRING: "integer or string"}
 
 
+_ACCEPTS: dict[str, tuple[type, ...]] = {
+    schema.STRING: (str,), schema.DATETIME: (str,), schema.BYTES: (str,), schema.INTEGER: (int,),
+    schema.NUMBER: (int, float), schema.BOOLEAN: (bool,), schema.INT_OR_STRING: (int, str),
+    schema.MODEL: (dict,), schema.MAP: (dict,), schema.ARRAY: (list,),
+}
+
+
 def _type_matches(value: Any, kind: str) -> bool:
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    return {
-        schema.STRING: isinstance(value, str), schema.DATETIME: isinstance(value, str),
-        schema.BYTES: isinstance(value, str), schema.INTEGER: is_int,
-        schema.NUMBER: is_int or isinstance(value, float), schema.BOOLEAN: isinstance(value, bool),
-        schema.INT_OR_STRING: is_int or isinstance(value, str), schema.MODEL: isinstance(value, dict),
-        schema.MAP: isinstance(value, dict), schema.ARRAY: isinstance(value, list),
-    }.get(kind, True)
+    accepted = _ACCEPTS.get(kind)
+    if accepted is None:
+        return True
+    if isinstance(value, bool):  # a bool is an int to Python, not to JSON
+        return kind == schema.BOOLEAN
+    return isinstance(value, accepted)
+
+
+@functools.cache
+def _required(model: str) -> tuple[str, ...]:
+    return tuple(name for name, spec in schema.model_schema(model).fields.items() if spec.required)
 
 
 def _walk(value: Any, ref: schema.TypeRef, path: str, found: _Walk) -> None:
@@ -121,8 +132,8 @@ def _walk(value: Any, ref: schema.TypeRef, path: str, found: _Walk) -> None:
             _walk(item, ref.item, f"{path}[{key}]", found)
     elif ref.kind == schema.MODEL:
         fields = schema.model_schema(ref.model).fields
-        for name, spec in fields.items():
-            if spec.required and value.get(name) is None:
+        for name in _required(ref.model):
+            if value.get(name) is None:
                 found.errors.append(required(_join(path, name)))
         for name, item in value.items():
             if name in fields:
