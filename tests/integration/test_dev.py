@@ -81,6 +81,18 @@ def test_cli_status_and_kubeconfig(dev_cluster: DevCluster) -> None:
     assert Path(path.stdout.strip()) == dev_cluster.kubeconfig
 
 
+def test_cli_issues_a_user_kubeconfig_that_authenticates_as_that_user(dev_cluster: DevCluster,
+                                                                      kubectl: Kubectl) -> None:
+    env = {"PROVISIONER_HOME": str(dev_cluster.home), "PATH": "/usr/bin:/bin"}
+    provision = str(Path(sys.executable).with_name("provision"))
+    issued = subprocess.run([provision, "kubeconfig", "--name", dev_cluster.name, "--user", "dev-alice",
+                             "--group", "dev-team"], env=env, capture_output=True, text=True, timeout=60)
+    assert issued.returncode == 0, issued.stderr
+    denied = kubectl("get", "secrets", "-n", "default", kubeconfig=Path(issued.stdout.strip()))
+    assert denied.returncode != 0
+    assert 'User "dev-alice" cannot list resource "secrets"' in denied.stderr
+
+
 @pytest.fixture
 def one_master(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A separate 1-master cluster for the lifecycle test; purged at the end whatever happens."""
