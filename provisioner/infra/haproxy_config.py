@@ -1,7 +1,10 @@
 """HAProxy configuration for one balancer, rendered from a frozen value so it can be read and tested alone.
 
 Every member gets an active health check (TCP connect, or `GET <health_path>` for http balancers): a
-member that fails two checks stops receiving traffic until one check passes again. The admin socket lets
+member that fails two checks stops receiving traffic until one check passes again. Members start UP (as
+HAProxy assumes) and a failed attempt is retried on another member (`redispatch`); http balancers also
+retry a request whose connection closed before any response, which is how a forwarded VM port whose
+service is not listening yet looks (QEMU's user-mode network accepts first, then resets). The admin socket lets
 the driver read each member's check status (`show stat`).
 """
 
@@ -48,6 +51,8 @@ def render(config: BalancerConfig) -> str:
         "    timeout client 1h",
         "    timeout server 1h",
         "    timeout check 2s",
+        "    retries 3",
+        "    option redispatch",
         "",
         f"frontend {config.name}",
         f"    bind {config.address}:{config.port}",
@@ -58,5 +63,6 @@ def render(config: BalancerConfig) -> str:
     ]
     if config.protocol == "http":
         lines.append(f"    option httpchk GET {config.health_path}")
+        lines.append("    retry-on conn-failure empty-response response-timeout")
     lines += [f"    server {ip}:{port} {ip}:{port} {check}" for ip, port in config.members]
     return "\n".join(lines) + "\n"

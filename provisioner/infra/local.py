@@ -341,7 +341,7 @@ class LocalNodeDriver(NodeDriver):
         return VmSpec(
             name=record.name, files=self._state.node_dir(record.name), kernel=image.kernel, initrd=image.initrd,
             vcpus=shape.vcpus, ram_mb=shape.ram_mb,
-            accel=choose_accel(image.kernel, cache_file=self._state.root / "accel.json"),
+            accel=choose_accel(image.kernel, cache_file=self._images / "accel.json"),
             machine_id=record.machine_id, ssh_port=record.ssh_port,
             lab_switch=labnet.switch_socket(self._state.cluster_dir(record.cluster)), lab_mac=record.lab_mac,
             lab_link_up=record.lab_link_up, ports={int(g): h for g, h in record.ports.items()}, volumes=volumes,
