@@ -130,7 +130,8 @@ class Controller(abc.ABC):
             log.error("%s: giving up on %s after %d retries: %s", self.name, key, retries, exc)
             self.queue.forget(key)
             return
-        log.warning("%s: reconcile of %s failed (retry %d): %s", self.name, key, retries + 1, exc,
-                    exc_info=not isinstance(exc, _EXPECTED))
+        level = logging.INFO if isinstance(exc, ApiStatusError) and exc.conflict else logging.WARNING
+        log.log(level, "%s: reconcile of %s failed (retry %d): %s", self.name, key, retries + 1, exc,
+                exc_info=not isinstance(exc, _EXPECTED))
         self.queue.add_rate_limited(key)
 

@@ -191,7 +191,6 @@ class DeploymentController(Controller):
                 "selector": selector,
                 "template": template,
             },
-            "status": {"replicas": 0},
         }
         try:
             created = await self.client.create(REPLICASETS, rs)

@@ -99,7 +99,8 @@ class EndpointsController(Controller):
         namespace = pod["metadata"].get("namespace", "")
         labels = pod["metadata"].get("labels") or {}
         return [object_key(svc) for svc in self.services.by_index("namespace", namespace)
-                if svc["spec"].get("selector") and label_selector_from_map(svc["spec"]["selector"]).matches(labels)]
+                if (selector := (svc.get("spec") or {}).get("selector"))
+                and label_selector_from_map(selector).matches(labels)]
 
     async def reconcile(self, key: str) -> None:
         namespace, _, name = key.partition("/")
@@ -109,7 +110,7 @@ class EndpointsController(Controller):
             if current is not None:
                 await self._delete(current)
             return
-        selector = service["spec"].get("selector")
+        selector = (service.get("spec") or {}).get("selector")
         if not selector:
             return  # endpoints of a selector-less Service are managed by hand
         match = label_selector_from_map(selector)

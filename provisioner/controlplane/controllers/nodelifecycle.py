@@ -121,21 +121,21 @@ class NodeLifecycleController(Controller):
             node = await self.client.update(NODES, {**node, "status": {**status, "conditions": conditions}},
                                             subresource="status")
             await self.recorder.record(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
-        taints = list(node["spec"].get("taints") or ())
+        taints = list((node.get("spec") or {}).get("taints") or ())
         missing = [effect for effect in ("NoSchedule", "NoExecute")
                    if not any(t.get("key") == UNREACHABLE_TAINT and t.get("effect") == effect for t in taints)]
         if missing:
             taints += [{"key": UNREACHABLE_TAINT, "effect": effect, "timeAdded": now} for effect in missing]
-            node = await self.client.update(NODES, {**node, "spec": {**node["spec"], "taints": taints}})
+            node = await self.client.update(NODES, {**node, "spec": {**(node.get("spec") or {}), "taints": taints}})
             log.info("node %s unreachable: tainted %s", name, UNREACHABLE_TAINT)
         return node
 
     async def _mark_reachable(self, node: Obj) -> Obj:
-        taints = list(node["spec"].get("taints") or ())
+        taints = list((node.get("spec") or {}).get("taints") or ())
         kept = [t for t in taints if t.get("key") != UNREACHABLE_TAINT]
         if len(kept) == len(taints):
             return node
-        spec = {**node["spec"], "taints": kept}
+        spec = {**(node.get("spec") or {}), "taints": kept}
         if not kept:
             del spec["taints"]
         node = await self.client.update(NODES, {**node, "spec": spec})
@@ -144,7 +144,7 @@ class NodeLifecycleController(Controller):
 
     async def _evict(self, node: Mapping[str, Any]) -> None:
         """Delete the pods whose toleration of the NoExecute taint ran out; look again at the next expiry."""
-        raw = next((t for t in node["spec"].get("taints") or ()
+        raw = next((t for t in (node.get("spec") or {}).get("taints") or ()
                     if t.get("key") == UNREACHABLE_TAINT and t.get("effect") == "NoExecute"), None)
         if raw is None:
             return

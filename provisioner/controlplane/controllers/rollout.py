@@ -8,7 +8,6 @@ its pod template (plus the collision count), which is also its `pod-template-has
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -102,8 +101,19 @@ def old_set_scale_downs(
     return {o.name: targets[o.name] for o in olds if targets[o.name] != o.replicas}
 
 
+def _pruned(value: Any) -> Any:
+    """`value` without null, empty-map and empty-list fields: Go clients (kubectl rollout undo) send
+    `"creationTimestamp": null` and `"resources": {}` that mean the same as absent fields."""
+    if isinstance(value, Mapping):
+        pruned = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
 def _without_hash(template: Mapping[str, Any]) -> dict[str, Any]:
-    plain = copy.deepcopy(dict(template))
+    plain: dict[str, Any] = _pruned(template)
     labels = (plain.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(HASH_LABEL, None)

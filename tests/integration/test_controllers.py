@@ -1,0 +1,499 @@
+"""The controller manager on the real dev cluster, driven by the real kubectl.
+
+Two controller-manager processes run for the whole module (started here, stopped by PID at the end);
+one leads. There are no node agents in these tests: a small thread plays the agent's part by
+writing pod status through the API (Running, an IP, the Ready condition), and node heartbeats are
+Lease renewals written the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DevCluster, Kubectl
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+pytestmark = pytest.mark.integration
+
+GRACE = 6  # --node-monitor-grace-period for these tests
+LEASE = ("kube-system", "kube-controller-manager")
+
+
+def wait_for(predicate: Callable[[], Any], *, what: str, timeout: float = 60) -> Any:
+    """Poll until `predicate()` is truthy; a bound on liveness, not a performance assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- processes ---------------------------------------------------------------------------------------
+
+@dataclass
+class ControllerManager:
+    identity: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:]) if self.log.exists() else ""
+
+
+@dataclass
+class Managers:
+    cluster: DevCluster
+    workdir: Path
+    running: list[ControllerManager] = field(default_factory=list)
+
+    def start(self, identity: str) -> ControllerManager:
+        log = self.workdir / f"{identity}.log"
+        argv = [sys.executable, "-m", "provisioner.controlplane.controllers", "--kubeconfig",
+                str(self.cluster.kubeconfig), "--identity", identity, "--node-monitor-grace-period", str(GRACE),
+                "--node-monitor-period", "1", "--pod-eviction-timeout", "3", "--lease-duration", "4",
+                "--renew-deadline", "3", "--retry-period", "1", "--check-cache-mutations"]
+        with log.open("wb") as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+        manager = ControllerManager(identity, process, log)
+        self.running.append(manager)
+        return manager
+
+    def by_identity(self, identity: str) -> ControllerManager:
+        return next(m for m in self.running if m.identity == identity)
+
+
+@pytest.fixture(scope="module")
+def api(dev_cluster: DevCluster) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(str(dev_cluster.kubeconfig))
+    yield api_client
+    api_client.close()
+
+
+def lease_holder(api: client.ApiClient) -> str | None:
+    try:
+        return client.CoordinationV1Api(api).read_namespaced_lease(LEASE[1], LEASE[0]).spec.holder_identity
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+@pytest.fixture(scope="module")
+def managers(dev_cluster: DevCluster, api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[Managers]:
+    group = Managers(dev_cluster, tmp_path_factory.mktemp("controller-managers"))
+    try:
+        for identity in ("cm-a", "cm-b"):
+            group.start(identity)
+        wait_for(lambda: lease_holder(api) in ("cm-a", "cm-b"), what="a controller-manager to lead")
+        yield group
+        crashed = [m for m in group.running if m.process.poll() not in (None, 0, -signal.SIGKILL)]
+        assert not crashed, "\n".join(f"{m.identity} exited {m.process.returncode}:\n{m.tail()}" for m in crashed)
+    finally:
+        for manager in group.running:
+            manager.stop()
+
+
+@pytest.fixture
+def ns(api: client.ApiClient, managers: Managers) -> str:
+    name = f"cm-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    return name
+
+
+# -- a stand-in for the node agent -------------------------------------------------------------------
+
+class FakeAgent:
+    """Marks the pods of one namespace Running with an IP; Ready unless listed in `not_ready`."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.not_ready: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._ips: dict[str, str] = {}
+
+    def __enter__(self) -> FakeAgent:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.3):
+            try:
+                self.sync()
+            except ApiException:
+                continue
+
+    def sync(self) -> None:
+        for pod in self.core.list_namespaced_pod(self.namespace).items:
+            if pod.metadata.deletion_timestamp:
+                continue
+            ready = "False" if pod.metadata.name in self.not_ready else "True"
+            current = {c.type: c.status for c in (pod.status.conditions or [])} if pod.status else {}
+            if pod.status and pod.status.phase == "Running" and current.get("Ready") == ready:
+                continue
+            ip = self._ips.setdefault(pod.metadata.name, f"10.244.0.{len(self._ips) + 2}")
+            self.core.patch_namespaced_pod_status(pod.metadata.name, self.namespace, {"status": {
+                "phase": "Running", "podIP": ip,
+                "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": now()},
+                               {"type": "ContainersReady", "status": ready, "lastTransitionTime": now()}]}})
+
+
+# -- manifests ---------------------------------------------------------------------------------------
+
+def deployment(name: str, *, replicas: int = 3, image: str = "registry.local/web:1", strategy: str | None = None
+               ) -> str:
+    spec: dict[str, Any] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}},
+                     "spec": {"containers": [{"name": "web", "image": image,
+                                              "ports": [{"name": "http", "containerPort": 8080}]}]}},
+    }
+    if strategy:
+        spec["strategy"] = {"type": strategy}
+    return json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec})
+
+
+def pods_of(api: client.ApiClient, ns: str, *, app: str) -> list[client.V1Pod]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"app={app}").items
+    return [p for p in pods if not p.metadata.deletion_timestamp]
+
+
+def replica_sets(api: client.ApiClient, ns: str) -> dict[str, client.V1ReplicaSet]:
+    return {rs.metadata.name: rs for rs in client.AppsV1Api(api).list_namespaced_replica_set(ns).items}
+
+
+# -- tests -------------------------------------------------------------------------------------------
+
+def test_deployment_of_three_replicas_becomes_available(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web"), check=True)
+    pods = wait_for(lambda: len(p := pods_of(api, ns, app="web")) == 3 and p, what="3 pods")
+    owners = {ref.name for p in pods for ref in p.metadata.owner_references if ref.controller}
+    assert len(owners) == 1 and next(iter(owners)).startswith("web-")
+    rs = replica_sets(api, ns)[next(iter(owners))]
+    assert rs.metadata.owner_references[0].kind == "Deployment"
+    assert rs.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
+    assert rs.spec.selector.match_labels["pod-template-hash"] == rs.metadata.name.removeprefix("web-")
+    with FakeAgent(api, ns):
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+        kubectl("-n", ns, "wait", "--for=condition=Available", "deployment/web", "--timeout=60s", check=True)
+    status = client.AppsV1Api(api).read_namespaced_deployment("web", ns).status
+    assert (status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas) == (3, 3, 3, 3)
+    progressing = next(c for c in status.conditions if c.type == "Progressing")
+    assert progressing.reason == "NewReplicaSetAvailable"
+    events = kubectl("-n", ns, "get", "events", "-o", "json", check=True)
+    assert "ScalingReplicaSet" in events.stdout and "SuccessfulCreate" in events.stdout
+
+
+def test_scale_up_and_down(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2), check=True)
+    with FakeAgent(api, ns):
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+        kubectl("-n", ns, "scale", "deployment/web", "--replicas=5", check=True)
+        wait_for(lambda: len(pods_of(api, ns, app="web")) == 5, what="5 pods")
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+        kubectl("-n", ns, "scale", "deployment/web", "--replicas=1", check=True)
+        wait_for(lambda: len(pods_of(api, ns, app="web")) == 1, what="1 pod")
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+    status = client.AppsV1Api(api).read_namespaced_deployment("web", ns).status
+    assert (status.replicas, status.available_replicas) == (1, 1)
+    time.sleep(2)  # a stable count stays stable: no extra pods from a lagging cache
+    assert len(pods_of(api, ns, app="web")) == 1
+
+
+def test_rolling_update_and_rollout_undo(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web"), check=True)
+    with FakeAgent(api, ns):
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+        (first,) = replica_sets(api, ns)
+        kubectl("-n", ns, "set", "image", "deployment/web", "web=registry.local/web:2", check=True)
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+        sets = replica_sets(api, ns)
+        assert len(sets) == 2
+        second = next(name for name in sets if name != first)
+        assert sets[first].spec.replicas == 0 and sets[second].spec.replicas == 3
+        assert sets[second].metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+        images = {p.spec.containers[0].image for p in pods_of(api, ns, app="web")}
+        assert images == {"registry.local/web:2"}
+
+        kubectl("-n", ns, "rollout", "undo", "deployment/web", check=True)
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+    sets = replica_sets(api, ns)
+    assert set(sets) == {first, second}, "undo reuses the old replica set"
+    assert sets[first].spec.replicas == 3 and sets[second].spec.replicas == 0
+    assert sets[first].metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    images = {p.spec.containers[0].image for p in pods_of(api, ns, app="web")}
+    assert images == {"registry.local/web:1"}
+    history = kubectl("-n", ns, "rollout", "history", "deployment/web", check=True).stdout
+    assert "2" in history and "3" in history
+
+
+def test_recreate_replaces_all_pods_at_once(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2, strategy="Recreate"), check=True)
+    with FakeAgent(api, ns):
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+        kubectl("-n", ns, "set", "image", "deployment/web", "web=registry.local/web:2", check=True)
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+    images = {p.spec.containers[0].image for p in pods_of(api, ns, app="web")}
+    assert images == {"registry.local/web:2"}
+    assert sorted(rs.spec.replicas for rs in replica_sets(api, ns).values()) == [0, 2]
+
+
+def test_endpoints_follow_pod_readiness(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2), check=True)
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+    kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(service), check=True)
+    core = client.CoreV1Api(api)
+
+    def addresses() -> tuple[set[str], set[str], set[int]]:
+        try:
+            subsets = core.read_namespaced_endpoints("web", ns).subsets or []
+        except ApiException:
+            return set(), set(), set()
+        ready = {a.target_ref.name for s in subsets for a in s.addresses or []}
+        not_ready = {a.target_ref.name for s in subsets for a in s.not_ready_addresses or []}
+        return ready, not_ready, {p.port for s in subsets for p in s.ports or []}
+
+    with FakeAgent(api, ns) as agent:
+        pods = wait_for(lambda: len(p := pods_of(api, ns, app="web")) == 2 and p, what="2 pods")
+        names = {p.metadata.name for p in pods}
+        wait_for(lambda: addresses() == (names, set(), {8080}), what="both pods ready in the endpoints")
+        sick = sorted(names)[0]
+        agent.not_ready.add(sick)
+        wait_for(lambda: addresses() == (names - {sick}, {sick}, {8080}), what="the not-ready pod to move")
+        agent.not_ready.clear()
+        wait_for(lambda: addresses() == (names, set(), {8080}), what="the pod to come back")
+    ep = core.read_namespaced_endpoints("web", ns)
+    address = ep.subsets[0].addresses[0]
+    assert address.ip.startswith("10.244.0.") and address.target_ref.kind == "Pod"
+    kubectl("-n", ns, "delete", "service", "web", check=True)
+    wait_for(lambda: not [e for e in core.list_namespaced_endpoints(ns).items if e.metadata.name == "web"],
+             what="endpoints to go with their service")
+
+
+def test_deleting_a_namespace_deletes_its_content_then_itself(api: client.ApiClient, kubectl: Kubectl,
+                                                              ns: str) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2), check=True)
+    kubectl("-n", ns, "create", "configmap", "settings", "--from-literal=a=b", check=True)
+    wait_for(lambda: len(pods_of(api, ns, app="web")) == 2, what="2 pods")
+    kubectl("delete", "namespace", ns, "--timeout=90s", check=True, timeout=120)
+    core = client.CoreV1Api(api)
+    assert ns not in {n.metadata.name for n in core.list_namespace().items}
+    assert not core.list_namespaced_pod(ns).items
+    assert not core.list_namespaced_config_map(ns).items
+    assert not client.AppsV1Api(api).list_namespaced_deployment(ns).items
+
+
+def _owned_configmaps(api: client.ApiClient, ns: str, owner: str, count: int) -> client.V1ConfigMap:
+    core = client.CoreV1Api(api)
+    parent = core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=owner)))
+    ref = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name=owner, uid=parent.metadata.uid,
+                                  block_owner_deletion=True)
+    for i in range(count):
+        core.create_namespaced_config_map(ns, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=f"{owner}-child-{i}", owner_references=[ref])))
+    return parent
+
+
+def _configmaps(api: client.ApiClient, ns: str) -> dict[str, client.V1ConfigMap]:
+    return {c.metadata.name: c for c in client.CoreV1Api(api).list_namespaced_config_map(ns).items}
+
+
+def test_garbage_collector_background_deletes_dependents(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
+    _owned_configmaps(api, ns, "bg", 2)
+    kubectl("-n", ns, "delete", "configmap", "bg", check=True)
+    wait_for(lambda: not any(n.startswith("bg") for n in _configmaps(api, ns)), what="dependents to be collected")
+
+
+def test_garbage_collector_foreground_deletes_dependents_before_owner(api: client.ApiClient, kubectl: Kubectl,
+                                                                      ns: str) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2), check=True)
+    wait_for(lambda: len(pods_of(api, ns, app="web")) == 2, what="2 pods")
+    kubectl("-n", ns, "delete", "deployment", "web", "--cascade=foreground", "--timeout=60s", check=True, timeout=90)
+    assert not client.AppsV1Api(api).list_namespaced_deployment(ns).items
+    assert not replica_sets(api, ns)
+    assert not client.CoreV1Api(api).list_namespaced_pod(ns).items
+
+
+def test_garbage_collector_orphans_dependents_on_request(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
+    _owned_configmaps(api, ns, "keep", 2)
+    kubectl("-n", ns, "delete", "configmap", "keep", "--cascade=orphan", "--timeout=60s", check=True, timeout=90)
+    maps = wait_for(lambda: "keep" not in (m := _configmaps(api, ns)) and m, what="the owner to go")
+    assert {"keep-child-0", "keep-child-1"} <= set(maps)
+    assert all(not maps[n].metadata.owner_references for n in ("keep-child-0", "keep-child-1"))
+
+
+def test_replicaset_adopts_orphans_and_releases_pods_that_stop_matching(api: client.ApiClient, kubectl: Kubectl,
+                                                                         ns: str) -> None:
+    core = client.CoreV1Api(api)
+    orphan = client.V1Pod(metadata=client.V1ObjectMeta(name="orphan", labels={"app": "rs"}),
+                          spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="img")]))
+    core.create_namespaced_pod(ns, orphan)
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
+          "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "rs"}},
+                   "template": {"metadata": {"labels": {"app": "rs"}},
+                                "spec": {"containers": [{"name": "c", "image": "img"}]}}}}
+    kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(rs), check=True)
+    wait_for(lambda: len(pods_of(api, ns, app="rs")) == 2, what="2 pods")
+    adopted = wait_for(lambda: (p := core.read_namespaced_pod("orphan", ns)).metadata.owner_references and p,
+                       what="the orphan to be adopted")
+    assert adopted.metadata.owner_references[0].name == "rs" and adopted.metadata.owner_references[0].controller
+    kubectl("-n", ns, "label", "pod", "orphan", "app=other", "--overwrite", check=True)
+    wait_for(lambda: not core.read_namespaced_pod("orphan", ns).metadata.owner_references,
+             what="the relabelled pod to be released")
+    wait_for(lambda: len(pods_of(api, ns, app="rs")) == 2, what="a replacement pod")
+    status = wait_for(lambda: (s := client.AppsV1Api(api).read_namespaced_replica_set("rs", ns).status)
+                      and s.replicas == 2 and s, what="replicaset status")
+    assert status.fully_labeled_replicas == 2 and status.observed_generation == 1
+
+
+class FakeNode:
+    """A Node whose heartbeat Lease in kube-node-lease is renewed every second until `stop()`."""
+
+    def __init__(self, api: client.ApiClient, name: str) -> None:
+        self.core = client.CoreV1Api(api)
+        self.coordination = client.CoordinationV1Api(api)
+        self.name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def register(self) -> None:
+        self.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=self.name)))
+        self.core.patch_node_status(self.name, {"status": {"conditions": [
+            {"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now(),
+             "lastTransitionTime": now()}]}})
+        self.coordination.create_namespaced_lease("kube-node-lease", client.V1Lease(
+            metadata=client.V1ObjectMeta(name=self.name),
+            spec=client.V1LeaseSpec(holder_identity=self.name, lease_duration_seconds=40)))
+        self.start()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._renew, daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(1):
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            try:
+                self.coordination.patch_namespaced_lease(self.name, "kube-node-lease", {"spec": {"renewTime": stamp}})
+            except ApiException:
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def delete(self) -> None:
+        self.stop()
+        for call in (lambda: self.coordination.delete_namespaced_lease(self.name, "kube-node-lease"),
+                     lambda: self.core.delete_node(self.name)):
+            with contextlib.suppress(ApiException):
+                call()
+
+
+@pytest.fixture
+def fake_node(api: client.ApiClient, managers: Managers) -> Iterator[FakeNode]:
+    node = FakeNode(api, f"node-{uuid.uuid4().hex[:6]}")
+    try:
+        node.register()
+        yield node
+    finally:
+        node.delete()
+
+
+def _taints(api: client.ApiClient, node: str) -> set[tuple[str, str]]:
+    spec = client.CoreV1Api(api).read_node(node).spec
+    return {(t.key, t.effect) for t in (spec.taints if spec else None) or []}
+
+
+def test_silent_node_is_tainted_and_its_pods_evicted_then_untainted(api: client.ApiClient, ns: str,
+                                                                     fake_node: FakeNode) -> None:
+    core = client.CoreV1Api(api)
+    unreachable = "node.kubernetes.io/unreachable"
+    tolerations = {
+        "patient": [client.V1Toleration(key=unreachable, operator="Exists", effect="NoExecute")],
+        "impatient": [client.V1Toleration(key=unreachable, operator="Exists", effect="NoExecute",
+                                          toleration_seconds=1)],
+        "default": None,  # gets --pod-eviction-timeout (3 s here)
+    }
+    for name, toleration in tolerations.items():
+        core.create_namespaced_pod(ns, client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="img")], tolerations=toleration)))
+        core.create_namespaced_pod_binding(name, ns, client.V1Binding(
+            metadata=client.V1ObjectMeta(name=name),
+            target=client.V1ObjectReference(api_version="v1", kind="Node", name=fake_node.name)),
+            _preload_content=False)
+    time.sleep(GRACE + 2)
+    assert (unreachable, "NoExecute") not in _taints(api, fake_node.name), "a renewing node is healthy"
+
+    fake_node.stop()
+    wait_for(lambda: {(unreachable, "NoExecute"), (unreachable, "NoSchedule")} <= _taints(api, fake_node.name),
+             what="the unreachable taints", timeout=GRACE + 30)
+    ready = next(c for c in core.read_node(fake_node.name).status.conditions if c.type == "Ready")
+    assert ready.status == "Unknown"
+
+    def evicted() -> set[str]:
+        return {p.metadata.name for p in core.list_namespaced_pod(ns).items if p.metadata.deletion_timestamp}
+
+    wait_for(lambda: evicted() == {"impatient", "default"}, what="pods without lasting toleration to be evicted")
+    time.sleep(2)
+    assert "patient" not in evicted()
+
+    fake_node.start()
+    wait_for(lambda: not {t for t in _taints(api, fake_node.name) if t[0] == unreachable},
+             what="the taint to go when heartbeats return", timeout=30)
+
+
+def test_leadership_moves_when_the_leader_is_killed(api: client.ApiClient, kubectl: Kubectl, ns: str,
+                                                    managers: Managers) -> None:
+    leader = wait_for(lambda: lease_holder(api), what="a leader")
+    victim = managers.by_identity(leader)
+    os.kill(victim.process.pid, signal.SIGKILL)
+    victim.process.wait(timeout=10)
+    successor = wait_for(lambda: (h := lease_holder(api)) not in (None, "", leader) and h,
+                         what="another controller-manager to take the lease")
+    assert successor in ("cm-a", "cm-b") and successor != leader
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("after", replicas=2), check=True)
+    wait_for(lambda: len(pods_of(api, ns, app="after")) == 2, what="the new leader to act")
+    managers.start(f"{leader}-restarted")
