@@ -22,7 +22,7 @@ import fasteners
 
 from provisioner.dev.certs import ADMIN_USER, issue_dev_certs
 from provisioner.dev.components import COMPONENTS, ETCD, ClusterPaths, ComponentSpec, Context, Instance, Launch
-from provisioner.dev.layout import MASTER_COUNTS, Layout, block_candidates
+from provisioner.dev.layout import MASTER_COUNTS, Layout, choose_block
 from provisioner.dev.probes import EtcdMemberStatus, etcd_member_status
 from provisioner.dev.processes import ProcessRecord, is_alive, port_in_use, spawn, stop
 from provisioner.errors import ProvisionerError
@@ -178,16 +178,17 @@ def _new_state(name: str, masters: int, home: Path | None) -> _State:
     """Pick a loopback block no other cluster here records and where every port is free."""
     taken = {int(read_json(cluster_dir(other, home=home) / STATE_FILE).get("block", 0))
              for other in existing_clusters(home=home, state_file=STATE_FILE)}
-    for block in block_candidates(name):
-        if block in taken:
-            continue
-        layout = Layout(name=name, block=block, masters=masters)
-        if not any(port_in_use(a, p) for a, p in _all_ports(layout)):
-            state = _State(_paths(name, home), {"name": name, "block": block, "masters": masters, "processes": {}})
-            state.save()
-            return state
-    raise ProvisionerError("no free loopback block 127.N.0.0/16 left for a new dev cluster",
-                           hint="stop other dev clusters with `provision dev down --name NAME`")
+
+    def free(block: int) -> bool:
+        return not any(port_in_use(a, p) for a, p in _all_ports(Layout(name=name, block=block, masters=masters)))
+
+    block = choose_block(name, taken=taken, free=free)
+    if block is None:
+        raise ProvisionerError("no free loopback block 127.N.0.0/16 left for a new dev cluster",
+                               hint="stop other dev clusters with `provision dev down --name NAME`")
+    state = _State(_paths(name, home), {"name": name, "block": block, "masters": masters, "processes": {}})
+    state.save()
+    return state
 
 
 def _check_masters(masters: int | None) -> None:

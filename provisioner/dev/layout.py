@@ -10,10 +10,11 @@ API server), and later 127.B.2.<j+1> is node j.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["APISERVER_PORT", "ETCD_CLIENT_PORT", "ETCD_PEER_PORT", "MASTER_COUNTS", "Layout", "block_candidates"]
+__all__ = ["APISERVER_PORT", "ETCD_CLIENT_PORT", "ETCD_PEER_PORT", "MASTER_COUNTS", "Layout", "block_candidates",
+           "choose_block"]
 
 MASTER_COUNTS = (1, 3, 5)
 ETCD_CLIENT_PORT = 2379
@@ -55,3 +56,8 @@ def block_candidates(name: str) -> Iterator[int]:
     start = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % len(_BLOCKS)
     for i in range(len(_BLOCKS)):
         yield _BLOCKS[(start + i) % len(_BLOCKS)]
+
+
+def choose_block(name: str, *, taken: set[int], free: Callable[[int], bool]) -> int | None:
+    """The first candidate block of `name` that no other cluster records and whose ports are `free`."""
+    return next((b for b in block_candidates(name) if b not in taken and free(b)), None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.dev.layout import Layout, block_candidates
+from provisioner.dev.layout import Layout, block_candidates, choose_block
 from provisioner.errors import ProvisionerError
 from provisioner.state import cluster_dir, existing_clusters, provisioner_home, read_json, write_json
 
@@ -35,6 +35,24 @@ def test_block_candidates_are_stable_per_name_and_cover_every_block_once() -> No
     assert first == list(block_candidates("alpha"))
     assert sorted(first) == list(range(1, 255))
     assert next(block_candidates("beta")) != first[0]
+
+
+def test_a_new_cluster_gets_its_own_block_first() -> None:
+    assert choose_block("alpha", taken=set(), free=lambda _: True) == next(block_candidates("alpha"))
+
+
+def test_a_block_recorded_by_another_cluster_is_skipped() -> None:
+    first, second = list(block_candidates("alpha"))[:2]
+    assert choose_block("alpha", taken={first}, free=lambda _: True) == second
+
+
+def test_a_block_with_a_busy_port_is_skipped() -> None:
+    first, second, third = list(block_candidates("alpha"))[:3]
+    assert choose_block("alpha", taken={second}, free=lambda b: b != first) == third
+
+
+def test_no_block_left_is_none() -> None:
+    assert choose_block("alpha", taken=set(range(1, 255)), free=lambda _: True) is None
 
 
 def test_home_comes_from_provisioner_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
