@@ -228,7 +228,7 @@ def test_anti_affinity_and_host_ports_leave_the_third_pod_pending(nodes: Nodes, 
     for i in range(2):
         nodes.until(lambda i=i: _running(nodes, ns, f"solo{i}"), f"solo{i} Running")
     assert nodes.until(lambda: _pending_message(nodes, ns, "solo2"), "solo2 pending") == (
-        "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules.")
+        "0/2 nodes are available: 2 node(s) didn't satisfy existing pods anti-affinity rules.")
     port = {"ports": [{"containerPort": 18080, "hostPort": 18080}]}
     for i in range(3):
         nodes.apply({**_pod(f"port{i}", container=port), "metadata": {"name": f"port{i}", "namespace": ns}})
