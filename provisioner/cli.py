@@ -26,7 +26,7 @@ dev_app = typer.Typer(help="A whole control plane as processes on this host.", n
 app.add_typer(dev_app, name="dev")
 app.add_typer(image_app, name="image")
 
-_out = Console()
+_out = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
 
 NameOption = Annotated[str, typer.Option("--name", help="Cluster name (its state lives in $PROVISIONER_HOME/NAME).")]
