@@ -99,3 +99,20 @@ def test_anonymous_requests_are_unauthorized(dev_cluster: DevCluster) -> None:
     anonymous = urllib3.PoolManager(ca_certs=str(dev_cluster.ca_file), cert_reqs="CERT_REQUIRED")
     response = anonymous.request("GET", f"{dev_cluster.server}/api/v1/namespaces")
     assert response.status == 401 and json.loads(response.data)["reason"] == "Unauthorized"
+
+
+def test_unknown_fields_are_refused_under_strict_field_validation(http: urllib3.PoolManager, dev_cluster: DevCluster,
+                                                                  ns: str, kubectl: Kubectl) -> None:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict"}, "data": {}, "extra": 1}
+    status, answer = _post(http, f"{dev_cluster.server}/api/v1/namespaces/{ns}/configmaps?fieldValidation=Strict",
+                           json.dumps(body).encode())
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert 'unknown field "extra"' in answer["message"]
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: strict}\nspecial: true\n"
+    assert kubectl("-n", ns, "apply", "-f", "-", stdin=manifest).returncode != 0
+    assert _configmaps(http, dev_cluster, ns) == []
+
+
+def test_kubectl_typed_generators_work_because_they_fall_back_to_json(kubectl: Kubectl, ns: str) -> None:
+    kubectl("-n", ns, "create", "deployment", "generated", "--image=busybox", check=True)
+    assert kubectl("-n", ns, "get", "deploy", "generated", "-o", "jsonpath={.spec.replicas}", check=True).stdout == "1"

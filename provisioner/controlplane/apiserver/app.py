@@ -31,6 +31,7 @@ from provisioner.controlplane.apiserver.resources import ResourceType, by_kind, 
 from provisioner.controlplane.apiserver.selectors import parse_field_selector, parse_label_selector
 from provisioner.controlplane.apiserver.status import ApiError, status_body
 from provisioner.controlplane.apiserver.subresources import bind_pod, proxy_pod_log, scale_of, with_scale
+from provisioner.controlplane.apiserver.validation import unknown_fields
 from provisioner.controlplane.apiserver.watch import WatchRequest, serve_watch
 from provisioner.controlplane.store import StoreError, Unavailable, WatchCache
 
@@ -81,6 +82,20 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 def _status_response(error: ApiError) -> web.Response:
     return _json(error.to_status(), error.code)
+
+
+def _checked_fields(rt: ResourceType, obj: Obj, request: web.Request) -> dict[str, str]:
+    """Apply `?fieldValidation=`: Strict refuses unknown fields, Warn (the default) reports them in headers."""
+    mode = request.query.get("fieldValidation", "Warn")
+    if mode == "Ignore":
+        return {}
+    unknown = unknown_fields(rt, obj)
+    if not unknown:
+        return {}
+    described = ", ".join(f'unknown field "{path}"' for path in unknown)
+    if mode == "Strict":
+        raise ApiError(400, "BadRequest", f"strict decoding error: {described}")
+    return {"Warning": ", ".join('299 - "unknown field \\"' + path + '\\""' for path in unknown)}
 
 
 def _not_served(path: str) -> ApiError:
@@ -248,9 +263,11 @@ async def _resource(ctx: _Context, request: web.Request, info: RequestInfo) -> w
         return _render(ctx, request, rt, result.items, single=False, list_meta=meta)
 
     if verb == "create" and not sub:
-        obj = await registry.create(rt, parse_object(await read_body(request), request.headers.get("Content-Type", "")),
-                                    namespace, dry_run=dry_run)
-        return _json(obj, 201)
+        body = parse_object(await read_body(request), request.headers.get("Content-Type", ""))
+        warnings = _checked_fields(rt, body, request)
+        response = _json(await registry.create(rt, body, namespace, dry_run=dry_run), 201)
+        response.headers.update(warnings)
+        return response
 
     if verb == "get":
         if sub == "log":
@@ -280,8 +297,11 @@ async def _resource(ctx: _Context, request: web.Request, info: RequestInfo) -> w
             obj = await registry.patch(rt, name=name, namespace=namespace, subresource="",
                                        apply=lambda current: with_scale(rt, current, body), dry_run=dry_run)
             return _json(scale_of(obj))
+        warnings = _checked_fields(rt, body, request)
         obj = await registry.update(rt, body, name=name, namespace=namespace, subresource=sub, dry_run=dry_run)
-        return _json(obj)
+        response = _json(obj)
+        response.headers.update(warnings)
+        return response
 
     if verb == "patch":
         return await _patch(ctx, request, rt, name=name, namespace=namespace, sub=sub, dry_run=dry_run)
