@@ -97,14 +97,16 @@ async def run_concurrently(count: int, concurrency: int, operation: Callable[[in
 
 
 async def ensure_namespace(session: aiohttp.ClientSession, server: str, name: str) -> None:
-    async with session.post(f"{server}/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
-                                                                 "metadata": {"name": name}}) as r:
+    async with session.post(
+        f"{server}/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    ) as r:
         if r.status not in (201, 409):
             raise RuntimeError(f"creating namespace {name}: HTTP {r.status} {await r.text()}")
 
 
-async def bench_creates(session: aiohttp.ClientSession, server: str, *, count: int, concurrency: int,
-                        payload: str) -> Timed:
+async def bench_creates(
+    session: aiohttp.ClientSession, server: str, *, count: int, concurrency: int, payload: str
+) -> Timed:
     url = f"{server}/api/v1/namespaces/{NAMESPACE}/configmaps"
 
     async def create(i: int) -> bool:
@@ -115,8 +117,9 @@ async def bench_creates(session: aiohttp.ClientSession, server: str, *, count: i
     return await run_concurrently(count, concurrency, create)
 
 
-async def bench_gets(session: aiohttp.ClientSession, server: str, *, count: int, objects: int,
-                     concurrency: int) -> Timed:
+async def bench_gets(
+    session: aiohttp.ClientSession, server: str, *, count: int, objects: int, concurrency: int
+) -> Timed:
     url = f"{server}/api/v1/namespaces/{NAMESPACE}/configmaps"
 
     async def get(i: int) -> bool:
@@ -139,8 +142,9 @@ async def bench_list(session: aiohttp.ClientSession, server: str, *, rounds: int
     return statistics.median(times), items
 
 
-async def bench_watch(session: aiohttp.ClientSession, server: str, *, watchers: int, events: int,
-                      payload: str) -> list[float]:
+async def bench_watch(
+    session: aiohttp.ClientSession, server: str, *, watchers: int, events: int, payload: str
+) -> list[float]:
     """Seconds from sending each create to its ADDED event at each watcher."""
     url = f"{server}/api/v1/namespaces/{WATCH_NAMESPACE}/configmaps"
     async with session.get(url) as r:
@@ -186,8 +190,9 @@ async def bench_watch(session: aiohttp.ClientSession, server: str, *, watchers: 
 
 async def bench_etcd(target: Target, *, count: int, concurrency: int, payload: str) -> Timed:
     """The same CAS create the store performs (create_revision == 0 -> put), straight to etcd."""
-    client = TlsEtcdClient(endpoints=target.etcd_endpoints, ca_file=target.ca_file, cert_file=target.etcd_cert,
-                           key_file=target.etcd_key)
+    client = TlsEtcdClient(
+        endpoints=target.etcd_endpoints, ca_file=target.ca_file, cert_file=target.etcd_cert, key_file=target.etcd_key
+    )
     await client.connect()
     run = uuid.uuid4().hex[:8]
 
@@ -215,23 +220,38 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
         for namespace in (NAMESPACE, WATCH_NAMESPACE):
             await ensure_namespace(session, target.server, namespace)
         etcd = await bench_etcd(target, count=args.objects, concurrency=args.concurrency, payload=payload)
-        print(f"etcd CAS txns:  {etcd.rate:8.0f}/s  p50 {etcd.percentile_ms(50):.1f} ms  "
-              f"p99 {etcd.percentile_ms(99):.1f} ms  errors {etcd.errors}", flush=True)
-        creates = await bench_creates(session, target.server, count=args.objects, concurrency=args.concurrency,
-                                      payload=payload)
-        print(f"creates:        {creates.rate:8.0f}/s  p50 {creates.percentile_ms(50):.1f} ms  "
-              f"p99 {creates.percentile_ms(99):.1f} ms  errors {creates.errors}", flush=True)
-        gets = await bench_gets(session, target.server, count=args.objects, objects=args.objects,
-                                concurrency=args.concurrency)
-        print(f"gets:           {gets.rate:8.0f}/s  p50 {gets.percentile_ms(50):.1f} ms  "
-              f"p99 {gets.percentile_ms(99):.1f} ms  errors {gets.errors}", flush=True)
+        print(
+            f"etcd CAS txns:  {etcd.rate:8.0f}/s  p50 {etcd.percentile_ms(50):.1f} ms  "
+            f"p99 {etcd.percentile_ms(99):.1f} ms  errors {etcd.errors}",
+            flush=True,
+        )
+        creates = await bench_creates(
+            session, target.server, count=args.objects, concurrency=args.concurrency, payload=payload
+        )
+        print(
+            f"creates:        {creates.rate:8.0f}/s  p50 {creates.percentile_ms(50):.1f} ms  "
+            f"p99 {creates.percentile_ms(99):.1f} ms  errors {creates.errors}",
+            flush=True,
+        )
+        gets = await bench_gets(
+            session, target.server, count=args.objects, objects=args.objects, concurrency=args.concurrency
+        )
+        print(
+            f"gets:           {gets.rate:8.0f}/s  p50 {gets.percentile_ms(50):.1f} ms  "
+            f"p99 {gets.percentile_ms(99):.1f} ms  errors {gets.errors}",
+            flush=True,
+        )
         list_seconds, items = await bench_list(session, target.server, rounds=3)
         print(f"list:           {list_seconds * 1000:8.0f} ms for {items} objects (median of 3)", flush=True)
-        delays = await bench_watch(session, target.server, watchers=args.watchers, events=args.watch_events,
-                                   payload=payload)
+        delays = await bench_watch(
+            session, target.server, watchers=args.watchers, events=args.watch_events, payload=payload
+        )
         watch_p50, watch_p99 = percentile(delays, 50) * 1000, percentile(delays, 99) * 1000
-        print(f"watch delivery: p50 {watch_p50:.1f} ms  p99 {watch_p99:.1f} ms  "
-              f"({len(delays)} deliveries to {args.watchers} watchers)", flush=True)
+        print(
+            f"watch delivery: p50 {watch_p50:.1f} ms  p99 {watch_p99:.1f} ms  "
+            f"({len(delays)} deliveries to {args.watchers} watchers)",
+            flush=True,
+        )
     return {
         "creates_per_s": round(creates.rate, 1),
         "create_p99_ms": round(creates.percentile_ms(99), 2),
@@ -259,13 +279,21 @@ def main() -> None:
     try:
         started = time.perf_counter()
         report = dev_up(name=name, masters=args.masters, home=home)
-        print(f"cluster {name}: {args.masters} masters up in {time.perf_counter() - started:.1f}s, "
-              f"server {report.server}", flush=True)
+        print(
+            f"cluster {name}: {args.masters} masters up in {time.perf_counter() - started:.1f}s, "
+            f"server {report.server}",
+            flush=True,
+        )
         pki = home / name / "pki"
-        target = Target(server=report.server, ca_file=pki / "ca.crt", admin_cert=pki / "admin.crt",
-                        admin_key=pki / "admin.key",
-                        etcd_endpoints=tuple(f"{a}:{ETCD_CLIENT_PORT}" for a in report.layout.master_addresses),
-                        etcd_cert=pki / "apiserver-etcd-client.crt", etcd_key=pki / "apiserver-etcd-client.key")
+        target = Target(
+            server=report.server,
+            ca_file=pki / "ca.crt",
+            admin_cert=pki / "admin.crt",
+            admin_key=pki / "admin.key",
+            etcd_endpoints=tuple(f"{a}:{ETCD_CLIENT_PORT}" for a in report.layout.master_addresses),
+            etcd_cert=pki / "apiserver-etcd-client.crt",
+            etcd_key=pki / "apiserver-etcd-client.key",
+        )
         results = asyncio.run(measure(target, args))
     finally:
         if (home / name / "cluster.json").exists():

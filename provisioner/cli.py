@@ -20,8 +20,12 @@ from provisioner.infra.cli_image import image_app
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="Provision highly available Kubernetes-style clusters.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Provision highly available Kubernetes-style clusters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 dev_app = typer.Typer(help="A whole control plane as processes on this host.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(image_app, name="image")
@@ -39,9 +43,10 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
 
 
 @dev_app.command("up")
-def dev_up(name: NameOption = DEFAULT_NAME,
-           masters: Annotated[int | None, typer.Option("--masters", help="1, 3 or 5 (default 3 for a new cluster).")]
-           = None) -> None:
+def dev_up(
+    name: NameOption = DEFAULT_NAME,
+    masters: Annotated[int | None, typer.Option("--masters", help="1, 3 or 5 (default 3 for a new cluster).")] = None,
+) -> None:
     """Start (or repair) a dev cluster: etcd, API servers, HAProxy and an admin kubeconfig."""
     with _err.status("starting") as spinner:
         report = dev.dev_up(name=name, masters=masters, report=lambda msg: spinner.update(msg))
@@ -60,9 +65,10 @@ def dev_up(name: NameOption = DEFAULT_NAME,
 
 
 @dev_app.command("down")
-def dev_down(name: NameOption = DEFAULT_NAME,
-             purge: Annotated[bool, typer.Option("--purge", help="Also delete data, certificates and logs.")]
-             = False) -> None:
+def dev_down(
+    name: NameOption = DEFAULT_NAME,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete data, certificates and logs.")] = False,
+) -> None:
     """Stop exactly the processes `dev up` started; keep the data unless --purge."""
     report = dev.dev_down(name=name, purge=purge)
     _out.print(f"stopped: {', '.join(report.stopped) or 'nothing was running'}")
@@ -73,8 +79,9 @@ def dev_down(name: NameOption = DEFAULT_NAME,
 def dev_status(name: NameOption = DEFAULT_NAME) -> None:
     """Show each process of a dev cluster and the health of every etcd member."""
     status = dev.dev_status(name=name)
-    processes = Table("process", "state", "pid", "address", "log", title=f"{name} ({status.root})",
-                      title_justify="left")
+    processes = Table(
+        "process", "state", "pid", "address", "log", title=f"{name} ({status.root})", title_justify="left"
+    )
     for p in status.processes:
         state = "[green]alive[/]" if p.alive else "[red]dead[/]"
         processes.add_row(p.name, state, str(p.pid or "-"), p.endpoint, str(p.log_file))
@@ -99,8 +106,11 @@ def kubeconfig(
     """Print the path of the admin kubeconfig, or of a newly issued one for --user."""
     if user is None and group:
         raise ProvisionerError("--group needs --user", hint="e.g. provision kubeconfig --user alice --group dev")
-    path: Path = (dev.admin_kubeconfig(name=name) if user is None
-                  else dev.user_kubeconfig(name=name, user=user, groups=tuple(group or ())))
+    path: Path = (
+        dev.admin_kubeconfig(name=name)
+        if user is None
+        else dev.user_kubeconfig(name=name, user=user, groups=tuple(group or ()))
+    )
     print(path)
 
 

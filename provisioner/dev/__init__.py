@@ -22,5 +22,19 @@ from provisioner.dev.cluster import (
     user_kubeconfig,
 )
 
-__all__ = ["DEFAULT_MASTERS", "Action", "ClusterStatus", "DownReport", "EtcdStatus", "Phase", "ProcessStatus",
-           "UpReport", "admin_kubeconfig", "dev_down", "dev_status", "dev_up", "load_layout", "user_kubeconfig"]
+__all__ = [
+    "DEFAULT_MASTERS",
+    "Action",
+    "ClusterStatus",
+    "DownReport",
+    "EtcdStatus",
+    "Phase",
+    "ProcessStatus",
+    "UpReport",
+    "admin_kubeconfig",
+    "dev_down",
+    "dev_status",
+    "dev_up",
+    "load_layout",
+    "user_kubeconfig",
+]

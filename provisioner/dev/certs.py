@@ -38,15 +38,19 @@ def issue_dev_certs(layout: Layout, pki_dir: Path) -> DevCerts:
     addresses = layout.master_addresses
     # etcd's HTTP/JSON gateway dials the member's own gRPC port with the serving certificate: it must be a client too.
     etcd_server = tuple(
-        ca.issue(f"etcd-{i}-server", common_name=f"etcd-{i}", hosts=(addresses[i], *_LOCAL_NAMES), server=True,
-                 client=True)
-        for i in members)
+        ca.issue(
+            f"etcd-{i}-server", common_name=f"etcd-{i}", hosts=(addresses[i], *_LOCAL_NAMES), server=True, client=True
+        )
+        for i in members
+    )
     # Peers dial out from 127.0.0.1 (the kernel's source address on lo) and etcd checks a peer's
     # certificate against the address it connects from, so peer certificates name it too.
     etcd_peer = tuple(
-        ca.issue(f"etcd-{i}-peer", common_name=f"etcd-{i}", hosts=(addresses[i], *_LOCAL_NAMES), server=True,
-                 client=True)
-        for i in members)
+        ca.issue(
+            f"etcd-{i}-peer", common_name=f"etcd-{i}", hosts=(addresses[i], *_LOCAL_NAMES), server=True, client=True
+        )
+        for i in members
+    )
     lb_health = ca.issue("lb-health", common_name="system:lb-health", client=True)
     lb_health_pem = pki_dir / "lb-health.pem"
     pem = lb_health.cert_file.read_bytes() + lb_health.key_file.read_bytes()
@@ -58,8 +62,12 @@ def issue_dev_certs(layout: Layout, pki_dir: Path) -> DevCerts:
         etcd_server=etcd_server,
         etcd_peer=etcd_peer,
         etcd_client=ca.issue("etcd-client", common_name="etcd-client", client=True),
-        apiserver=ca.issue("apiserver", common_name="apiserver", server=True,
-                           hosts=(layout.lb_address, *addresses, *_LOCAL_NAMES, *_SERVICE_NAMES)),
+        apiserver=ca.issue(
+            "apiserver",
+            common_name="apiserver",
+            server=True,
+            hosts=(layout.lb_address, *addresses, *_LOCAL_NAMES, *_SERVICE_NAMES),
+        ),
         apiserver_etcd_client=ca.issue("apiserver-etcd-client", common_name="apiserver", client=True),
         admin=ca.issue("admin", common_name=ADMIN_USER, organizations=(ADMIN_GROUP,), client=True),
         lb_health_pem=lb_health_pem,

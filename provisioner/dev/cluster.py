@@ -36,8 +36,22 @@ from provisioner.state import (
     write_json,
 )
 
-__all__ = ["DEFAULT_MASTERS", "Action", "ClusterStatus", "DownReport", "EtcdStatus", "Phase", "ProcessStatus",
-           "UpReport", "admin_kubeconfig", "dev_down", "dev_status", "dev_up", "load_layout", "user_kubeconfig"]
+__all__ = [
+    "DEFAULT_MASTERS",
+    "Action",
+    "ClusterStatus",
+    "DownReport",
+    "EtcdStatus",
+    "Phase",
+    "ProcessStatus",
+    "UpReport",
+    "admin_kubeconfig",
+    "dev_down",
+    "dev_status",
+    "dev_up",
+    "load_layout",
+    "user_kubeconfig",
+]
 
 DEFAULT_MASTERS = 3
 STATE_FILE = "cluster.json"
@@ -105,8 +119,10 @@ class ClusterStatus:
     @property
     def leader(self) -> str | None:
         leaders = {s.status.leader_id for s in self.etcd if isinstance(s.status, EtcdMemberStatus)}
-        return next((s.name for s in self.etcd
-                     if isinstance(s.status, EtcdMemberStatus) and s.status.member_id in leaders), None)
+        return next(
+            (s.name for s in self.etcd if isinstance(s.status, EtcdMemberStatus) and s.status.member_id in leaders),
+            None,
+        )
 
 
 class _State:
@@ -143,7 +159,8 @@ def _load(name: str, home: Path | None) -> _State:
         known = existing_clusters(home=home, state_file=STATE_FILE)
         raise ProvisionerError(
             f"no dev cluster named {name!r} under {home or provisioner_home()}",
-            hint=f"existing clusters: {', '.join(known)}" if known else "create one with `provision dev up`")
+            hint=f"existing clusters: {', '.join(known)}" if known else "create one with `provision dev up`",
+        )
     return _State(paths, read_json(paths.state_file))
 
 
@@ -155,16 +172,23 @@ def load_layout(name: str, *, home: Path | None = None) -> Layout:
 def admin_kubeconfig(*, name: str, home: Path | None = None) -> Path:
     state = _load(name, home)
     if not state.paths.admin_kubeconfig.is_file():
-        raise ProvisionerError(f"dev cluster {name!r} has no admin kubeconfig yet",
-                               hint=f"run `provision dev up --name {name}`")
+        raise ProvisionerError(
+            f"dev cluster {name!r} has no admin kubeconfig yet", hint=f"run `provision dev up --name {name}`"
+        )
     return state.paths.admin_kubeconfig
 
 
 def user_kubeconfig(*, name: str, user: str, groups: tuple[str, ...], home: Path | None = None) -> Path:
     """A kubeconfig for `user` in `groups`, with a client certificate from the cluster CA."""
     state = _load(name, home)
-    return issue_user_kubeconfig(ca=CertificateAuthority.load_or_create(state.paths.pki), directory=state.paths.root,
-                                 cluster_name=name, server=state.layout.server_url, user=user, groups=groups)
+    return issue_user_kubeconfig(
+        ca=CertificateAuthority.load_or_create(state.paths.pki),
+        directory=state.paths.root,
+        cluster_name=name,
+        server=state.layout.server_url,
+        user=user,
+        groups=groups,
+    )
 
 
 def _all_ports(layout: Layout) -> Iterator[tuple[str, int]]:
@@ -176,16 +200,20 @@ def _all_ports(layout: Layout) -> Iterator[tuple[str, int]]:
 
 def _new_state(name: str, masters: int, home: Path | None) -> _State:
     """Pick a loopback block no other cluster here records and where every port is free."""
-    taken = {int(read_json(cluster_dir(other, home=home) / STATE_FILE).get("block", 0))
-             for other in existing_clusters(home=home, state_file=STATE_FILE)}
+    taken = {
+        int(read_json(cluster_dir(other, home=home) / STATE_FILE).get("block", 0))
+        for other in existing_clusters(home=home, state_file=STATE_FILE)
+    }
 
     def free(block: int) -> bool:
         return not any(port_in_use(a, p) for a, p in _all_ports(Layout(name=name, block=block, masters=masters)))
 
     block = choose_block(name, taken=taken, free=free)
     if block is None:
-        raise ProvisionerError("no free loopback block 127.N.0.0/16 left for a new dev cluster",
-                               hint="stop other dev clusters with `provision dev down --name NAME`")
+        raise ProvisionerError(
+            "no free loopback block 127.N.0.0/16 left for a new dev cluster",
+            hint="stop other dev clusters with `provision dev down --name NAME`",
+        )
     state = _State(_paths(name, home), {"name": name, "block": block, "masters": masters, "processes": {}})
     state.save()
     return state
@@ -193,8 +221,10 @@ def _new_state(name: str, masters: int, home: Path | None) -> _State:
 
 def _check_masters(masters: int | None) -> None:
     if masters is not None and masters not in MASTER_COUNTS:
-        raise ProvisionerError(f"--masters must be one of {', '.join(map(str, MASTER_COUNTS))}, not {masters}",
-                               hint="etcd needs an odd number of members for a quorum; 1 is a toy")
+        raise ProvisionerError(
+            f"--masters must be one of {', '.join(map(str, MASTER_COUNTS))}, not {masters}",
+            hint="etcd needs an odd number of members for a quorum; 1 is a toy",
+        )
 
 
 def _resolve_masters(state: _State | None, masters: int | None) -> int:
@@ -204,7 +234,8 @@ def _resolve_masters(state: _State | None, masters: int | None) -> int:
     if masters is not None and masters != recorded:
         raise ProvisionerError(
             f"dev cluster {state.layout.name!r} has {recorded} masters; changing it to {masters} is not supported",
-            hint=f"run `provision dev down --name {state.layout.name} --purge` first, or omit --masters")
+            hint=f"run `provision dev down --name {state.layout.name} --purge` first, or omit --masters",
+        )
     return recorded
 
 
@@ -240,15 +271,21 @@ def _check_ports(state: _State) -> None:
                 if port_in_use(inst.address, port):
                     raise ProvisionerError(
                         f"{inst.name}: port {inst.address}:{port} is already in use by another process",
-                        hint=f"find it with `ss -ltnp 'src {inst.address}:{port}'` and stop it")
+                        hint=f"find it with `ss -ltnp 'src {inst.address}:{port}'` and stop it",
+                    )
 
 
 def _start(state: _State, ctx: Context, spec: ComponentSpec, inst: Instance, launch: Launch) -> None:
     log_file = ctx.paths.logs / f"{inst.name}.log"
     record = spawn(list(launch.argv), log_file=log_file)
     state.processes()[inst.name] = {
-        "kind": spec.kind, "pid": record.pid, "argv": list(record.argv), "start_time": record.start_time,
-        "fingerprint": _fingerprint(launch), "endpoint": inst.endpoint, "log": str(log_file),
+        "kind": spec.kind,
+        "pid": record.pid,
+        "argv": list(record.argv),
+        "start_time": record.start_time,
+        "fingerprint": _fingerprint(launch),
+        "endpoint": inst.endpoint,
+        "log": str(log_file),
     }
     state.save()
 
@@ -284,7 +321,8 @@ def _wait_healthy(state: _State, ctx: Context, spec: ComponentSpec, report: Repo
                 log_file = ctx.paths.logs / f"{name}.log"
                 raise ProvisionerError(
                     f"{name} exited while starting; last lines of {log_file}:\n{_log_tail(log_file)}",
-                    hint=f"fix the cause, then run `provision dev up --name {ctx.layout.name}` again")
+                    hint=f"fix the cause, then run `provision dev up --name {ctx.layout.name}` again",
+                )
             reason = spec.unhealthy(ctx, inst)
             if reason is None:
                 del waiting[name]
@@ -295,8 +333,10 @@ def _wait_healthy(state: _State, ctx: Context, spec: ComponentSpec, report: Repo
         report(f"waiting for {spec.title}: {', '.join(sorted(waiting))} ({reasons[min(waiting)]})")
         if time.monotonic() > deadline:
             detail = "\n".join(f"  {n}: {reasons[n]}" for n in sorted(waiting))
-            raise ProvisionerError(f"{spec.title} not healthy after {_HEALTH_TIMEOUT:.0f}s:\n{detail}",
-                                   hint=f"see the logs in {ctx.paths.logs}")
+            raise ProvisionerError(
+                f"{spec.title} not healthy after {_HEALTH_TIMEOUT:.0f}s:\n{detail}",
+                hint=f"see the logs in {ctx.paths.logs}",
+            )
         time.sleep(0.25)
 
 
@@ -316,8 +356,9 @@ def _phase(phases: list[Phase], title: str, report: Reporter) -> Iterator[None]:
     phases.append(Phase(title, time.monotonic() - started))
 
 
-def dev_up(*, name: str, masters: int | None = None, home: Path | None = None,
-           report: Reporter = lambda _: None) -> UpReport:
+def dev_up(
+    *, name: str, masters: int | None = None, home: Path | None = None, report: Reporter = lambda _: None
+) -> UpReport:
     """Bring the cluster to "every process running and healthy", changing only what is not."""
     paths = _paths(name, home)
     _check_masters(masters)
@@ -336,11 +377,22 @@ def dev_up(*, name: str, masters: int | None = None, home: Path | None = None,
                 actions += _reconcile(state, ctx, spec)
                 _wait_healthy(state, ctx, spec, report)
         with _phase(phases, "kubeconfig", report):
-            write_kubeconfig(paths.admin_kubeconfig, cluster_name=name, server=ctx.layout.server_url,
-                             ca_file=ctx.certs.ca_file, cert_file=ctx.certs.admin.cert_file,
-                             key_file=ctx.certs.admin.key_file, user=ADMIN_USER)
-        return UpReport(layout=ctx.layout, server=ctx.layout.server_url, kubeconfig=paths.admin_kubeconfig,
-                        actions=tuple(actions), phases=tuple(phases))
+            write_kubeconfig(
+                paths.admin_kubeconfig,
+                cluster_name=name,
+                server=ctx.layout.server_url,
+                ca_file=ctx.certs.ca_file,
+                cert_file=ctx.certs.admin.cert_file,
+                key_file=ctx.certs.admin.key_file,
+                user=ADMIN_USER,
+            )
+        return UpReport(
+            layout=ctx.layout,
+            server=ctx.layout.server_url,
+            kubeconfig=paths.admin_kubeconfig,
+            actions=tuple(actions),
+            phases=tuple(phases),
+        )
 
 
 def dev_down(*, name: str, purge: bool = False, home: Path | None = None) -> DownReport:
@@ -369,12 +421,23 @@ def dev_status(*, name: str, home: Path | None = None) -> ClusterStatus:
     processes = []
     for process, entry in sorted(state.processes().items()):
         record = state.record(process)
-        processes.append(ProcessStatus(
-            name=process, kind=entry["kind"], pid=record.pid if record else None,
-            alive=record is not None and is_alive(record), endpoint=entry["endpoint"], log_file=Path(entry["log"])))
+        processes.append(
+            ProcessStatus(
+                name=process,
+                kind=entry["kind"],
+                pid=record.pid if record else None,
+                alive=record is not None and is_alive(record),
+                endpoint=entry["endpoint"],
+                log_file=Path(entry["log"]),
+            )
+        )
     etcd_client = issue_dev_certs(layout, state.paths.pki).etcd_client
     members = tuple(
-        EtcdStatus(name=inst.name, endpoint=inst.endpoint,
-                   status=etcd_member_status(f"https://{inst.endpoint}", ca_file=ca_file, client=etcd_client))
-        for inst in ETCD.instances(layout))
+        EtcdStatus(
+            name=inst.name,
+            endpoint=inst.endpoint,
+            status=etcd_member_status(f"https://{inst.endpoint}", ca_file=ca_file, client=etcd_client),
+        )
+        for inst in ETCD.instances(layout)
+    )
     return ClusterStatus(layout=layout, root=state.paths.root, processes=tuple(processes), etcd=members)

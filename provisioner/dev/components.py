@@ -91,23 +91,38 @@ class ComponentSpec:
 
 def _masters(kind: str, *ports: int) -> Callable[[Layout], tuple[Instance, ...]]:
     def instances(layout: Layout) -> tuple[Instance, ...]:
-        return tuple(Instance(name=f"{kind}-{i}", index=i, address=address, ports=ports)
-                     for i, address in enumerate(layout.master_addresses))
+        return tuple(
+            Instance(name=f"{kind}-{i}", index=i, address=address, ports=ports)
+            for i, address in enumerate(layout.master_addresses)
+        )
+
     return instances
 
 
 def _etcd_members(layout: Layout) -> tuple[EtcdMember, ...]:
-    return tuple(EtcdMember(name=f"etcd-{i}", address=a, client_port=ETCD_CLIENT_PORT, peer_port=ETCD_PEER_PORT)
-                 for i, a in enumerate(layout.master_addresses))
+    return tuple(
+        EtcdMember(name=f"etcd-{i}", address=a, client_port=ETCD_CLIENT_PORT, peer_port=ETCD_PEER_PORT)
+        for i, a in enumerate(layout.master_addresses)
+    )
 
 
 def _etcd_launch(ctx: Context, inst: Instance) -> Launch:
     members = _etcd_members(ctx.layout)
     server, peer = ctx.certs.etcd_server[inst.index], ctx.certs.etcd_peer[inst.index]
-    tls = EtcdTls(ca_file=ctx.certs.ca_file, server_cert_file=server.cert_file, server_key_file=server.key_file,
-                  peer_cert_file=peer.cert_file, peer_key_file=peer.key_file)
-    flags = etcd_flags(members[inst.index], members=members, tls=tls, data_dir=ctx.paths.data / inst.name,
-                       cluster_token=f"provisioner-{ctx.layout.name}")
+    tls = EtcdTls(
+        ca_file=ctx.certs.ca_file,
+        server_cert_file=server.cert_file,
+        server_key_file=server.key_file,
+        peer_cert_file=peer.cert_file,
+        peer_key_file=peer.key_file,
+    )
+    flags = etcd_flags(
+        members[inst.index],
+        members=members,
+        tls=tls,
+        data_dir=ctx.paths.data / inst.name,
+        cluster_token=f"provisioner-{ctx.layout.name}",
+    )
     return Launch(argv=(ETCD_BINARY, *flags))
 
 
@@ -118,15 +133,21 @@ def _etcd_unhealthy(ctx: Context, inst: Instance) -> str | None:
 def _apiserver_launch(ctx: Context, inst: Instance) -> Launch:
     config_file = ctx.paths.config / f"{inst.name}.yaml"
     config = ApiServerConfig(
-        bind_address=inst.address, port=inst.ports[0],
-        tls_cert_file=ctx.certs.apiserver.cert_file, tls_key_file=ctx.certs.apiserver.key_file,
+        bind_address=inst.address,
+        port=inst.ports[0],
+        tls_cert_file=ctx.certs.apiserver.cert_file,
+        tls_key_file=ctx.certs.apiserver.key_file,
         client_ca_file=ctx.certs.ca_file,
         etcd_endpoints=tuple(f"{m.address}:{m.client_port}" for m in _etcd_members(ctx.layout)),
-        etcd_ca_file=ctx.certs.ca_file, etcd_cert_file=ctx.certs.apiserver_etcd_client.cert_file,
-        etcd_key_file=ctx.certs.apiserver_etcd_client.key_file, server_name=inst.name,
+        etcd_ca_file=ctx.certs.ca_file,
+        etcd_cert_file=ctx.certs.apiserver_etcd_client.cert_file,
+        etcd_key_file=ctx.certs.apiserver_etcd_client.key_file,
+        server_name=inst.name,
     )
-    return Launch(argv=(sys.executable, "-m", "provisioner.controlplane.apiserver", "--config", str(config_file)),
-                  files={config_file: config.dumps()})
+    return Launch(
+        argv=(sys.executable, "-m", "provisioner.controlplane.apiserver", "--config", str(config_file)),
+        files={config_file: config.dumps()},
+    )
 
 
 def _readyz(ctx: Context, inst: Instance) -> str | None:
@@ -140,16 +161,31 @@ def _lb_instances(layout: Layout) -> tuple[Instance, ...]:
 def _haproxy_launch(ctx: Context, inst: Instance) -> Launch:
     config_file = ctx.paths.config / "haproxy.cfg"
     backends = tuple(Backend(name=a.name, address=a.address, port=a.ports[0]) for a in APISERVER.instances(ctx.layout))
-    text = render_haproxy_cfg(bind_address=inst.address, port=inst.ports[0], backends=backends,
-                              check=HealthCheck(ca_file=ctx.certs.ca_file, client_pem=ctx.certs.lb_health_pem))
+    text = render_haproxy_cfg(
+        bind_address=inst.address,
+        port=inst.ports[0],
+        backends=backends,
+        check=HealthCheck(ca_file=ctx.certs.ca_file, client_pem=ctx.certs.lb_health_pem),
+    )
     return Launch(argv=(HAPROXY_BINARY, "-db", "-f", str(config_file)), files={config_file: text})
 
 
-ETCD = ComponentSpec(kind="etcd", title="etcd members", instances=_masters("etcd", ETCD_CLIENT_PORT, ETCD_PEER_PORT),
-                     launch=_etcd_launch, unhealthy=_etcd_unhealthy)
-APISERVER = ComponentSpec(kind="apiserver", title="API servers", instances=_masters("apiserver", APISERVER_PORT),
-                          launch=_apiserver_launch, unhealthy=_readyz)
-HAPROXY = ComponentSpec(kind="haproxy", title="load balancer", instances=_lb_instances,
-                        launch=_haproxy_launch, unhealthy=_readyz)
+ETCD = ComponentSpec(
+    kind="etcd",
+    title="etcd members",
+    instances=_masters("etcd", ETCD_CLIENT_PORT, ETCD_PEER_PORT),
+    launch=_etcd_launch,
+    unhealthy=_etcd_unhealthy,
+)
+APISERVER = ComponentSpec(
+    kind="apiserver",
+    title="API servers",
+    instances=_masters("apiserver", APISERVER_PORT),
+    launch=_apiserver_launch,
+    unhealthy=_readyz,
+)
+HAPROXY = ComponentSpec(
+    kind="haproxy", title="load balancer", instances=_lb_instances, launch=_haproxy_launch, unhealthy=_readyz
+)
 
 COMPONENTS: tuple[ComponentSpec, ...] = (ETCD, APISERVER, HAPROXY)

@@ -13,8 +13,15 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["APISERVER_PORT", "ETCD_CLIENT_PORT", "ETCD_PEER_PORT", "MASTER_COUNTS", "Layout", "block_candidates",
-           "choose_block"]
+__all__ = [
+    "APISERVER_PORT",
+    "ETCD_CLIENT_PORT",
+    "ETCD_PEER_PORT",
+    "MASTER_COUNTS",
+    "Layout",
+    "block_candidates",
+    "choose_block",
+]
 
 MASTER_COUNTS = (1, 3, 5)
 ETCD_CLIENT_PORT = 2379

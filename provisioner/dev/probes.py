@@ -18,8 +18,9 @@ from provisioner.pki import IssuedCert
 __all__ = ["EtcdMemberStatus", "etcd_health", "etcd_member_status", "https_ready"]
 
 
-def _request(url: str, *, ca_file: Path, client: IssuedCert, body: bytes | None = None,
-             timeout: float = 2.0) -> tuple[int, bytes]:
+def _request(
+    url: str, *, ca_file: Path, client: IssuedCert, body: bytes | None = None, timeout: float = 2.0
+) -> tuple[int, bytes]:
     context = ssl.create_default_context(cafile=str(ca_file))
     context.load_cert_chain(str(client.cert_file), str(client.key_file))
     request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
@@ -68,7 +69,11 @@ def etcd_member_status(client_url: str, *, ca_file: Path, client: IssuedCert) ->
         if status != 200:
             return f"HTTP {status} {body[:200].decode(errors='replace')}"
         data = json.loads(body)
-        return EtcdMemberStatus(member_id=data["header"]["member_id"], leader_id=data.get("leader", "0"),
-                                revision=int(data["header"].get("revision", 0)), db_size=int(data.get("dbSize", 0)))
+        return EtcdMemberStatus(
+            member_id=data["header"]["member_id"],
+            leader_id=data.get("leader", "0"),
+            revision=int(data["header"].get("revision", 0)),
+            db_size=int(data.get("dbSize", 0)),
+        )
     except (OSError, ssl.SSLError, ValueError, KeyError) as e:
         return str(getattr(e, "reason", e))

@@ -35,7 +35,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     except OSError:
         return None
     # The command name (field 2) is parenthesised and may contain spaces: split after it.
-    return raw[raw.rindex(")") + 2:].split()
+    return raw[raw.rindex(")") + 2 :].split()
 
 
 def _start_time(pid: int) -> int | None:
@@ -67,7 +67,9 @@ def spawn(argv: list[str], *, log_file: Path, env: dict[str, str] | None = None)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     try:
         pid = os.posix_spawn(
-            argv[0], argv, dict(os.environ if env is None else env),
+            argv[0],
+            argv,
+            dict(os.environ if env is None else env),
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_OPEN, 1, str(log_file), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
@@ -97,8 +99,10 @@ def stop(record: ProcessRecord, *, grace: float = 10.0) -> bool:
             if not is_alive(record):
                 return True
             time.sleep(0.05)
-    raise ProvisionerError(f"process {record.pid} ({record.argv[0]}) survived SIGKILL",
-                           hint="it may be stuck in the kernel (D state); check `ps -o stat -p PID`")
+    raise ProvisionerError(
+        f"process {record.pid} ({record.argv[0]}) survived SIGKILL",
+        hint="it may be stuck in the kernel (D state); check `ps -o stat -p PID`",
+    )
 
 
 def port_in_use(address: str, port: int) -> bool:

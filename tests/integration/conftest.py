@@ -32,8 +32,14 @@ class Kubectl:
     kubeconfig: Path
     cache_dir: Path
 
-    def __call__(self, *args: str, stdin: str | None = None, kubeconfig: Path | None = None,
-                 check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        kubeconfig: Path | None = None,
+        check: bool = False,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
         argv = [KUBECTL, f"--kubeconfig={kubeconfig or self.kubeconfig}", f"--cache-dir={self.cache_dir}", *args]
         result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
@@ -83,10 +89,15 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster
         report = dev_up(name=name, masters=3, home=home)
         pki = home / name / "pki"
         yield DevCluster(
-            name=name, home=home, kubeconfig=report.kubeconfig, server=report.server,
+            name=name,
+            home=home,
+            kubeconfig=report.kubeconfig,
+            server=report.server,
             apiservers=tuple(f"https://{a}:{APISERVER_PORT}" for a in report.layout.master_addresses),
             etcd_endpoints=tuple(f"{a}:{ETCD_CLIENT_PORT}" for a in report.layout.master_addresses),
-            ca_file=pki / "ca.crt", admin_cert=pki / "admin.crt", admin_key=pki / "admin.key",
+            ca_file=pki / "ca.crt",
+            admin_cert=pki / "admin.crt",
+            admin_key=pki / "admin.key",
         )
     finally:
         if (home / name / "cluster.json").exists():

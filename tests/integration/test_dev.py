@@ -22,8 +22,11 @@ pytestmark = pytest.mark.integration
 
 
 def _readyz(cluster: DevCluster, url: str) -> str | None:
-    return https_ready(f"{url}/readyz", ca_file=cluster.ca_file,
-                       client=IssuedCert(cert_file=cluster.admin_cert, key_file=cluster.admin_key))
+    return https_ready(
+        f"{url}/readyz",
+        ca_file=cluster.ca_file,
+        client=IssuedCert(cert_file=cluster.admin_cert, key_file=cluster.admin_key),
+    )
 
 
 def test_every_process_is_alive_and_etcd_has_one_leader(dev_cluster: DevCluster) -> None:
@@ -70,23 +73,31 @@ def test_admin_kubeconfig_reaches_the_cluster_through_kubectl(dev_cluster: DevCl
 def test_cli_status_and_kubeconfig(dev_cluster: DevCluster) -> None:
     env = {"PROVISIONER_HOME": str(dev_cluster.home), "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
     provision = str(Path(sys.executable).with_name("provision"))
-    status = subprocess.run([provision, "dev", "status", "--name", dev_cluster.name], env=env,
-                            capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [provision, "dev", "status", "--name", dev_cluster.name], env=env, capture_output=True, text=True, timeout=60
+    )
     assert status.returncode == 0, status.stderr
     assert status.stdout.count("alive") == 7
     assert "leader: etcd-" in status.stdout
-    path = subprocess.run([provision, "kubeconfig", "--name", dev_cluster.name], env=env,
-                          capture_output=True, text=True, timeout=60)
+    path = subprocess.run(
+        [provision, "kubeconfig", "--name", dev_cluster.name], env=env, capture_output=True, text=True, timeout=60
+    )
     assert path.returncode == 0, path.stderr
     assert Path(path.stdout.strip()) == dev_cluster.kubeconfig
 
 
-def test_cli_issues_a_user_kubeconfig_that_authenticates_as_that_user(dev_cluster: DevCluster,
-                                                                      kubectl: Kubectl) -> None:
+def test_cli_issues_a_user_kubeconfig_that_authenticates_as_that_user(
+    dev_cluster: DevCluster, kubectl: Kubectl
+) -> None:
     env = {"PROVISIONER_HOME": str(dev_cluster.home), "PATH": "/usr/bin:/bin"}
     provision = str(Path(sys.executable).with_name("provision"))
-    issued = subprocess.run([provision, "kubeconfig", "--name", dev_cluster.name, "--user", "dev-alice",
-                             "--group", "dev-team"], env=env, capture_output=True, text=True, timeout=60)
+    issued = subprocess.run(
+        [provision, "kubeconfig", "--name", dev_cluster.name, "--user", "dev-alice", "--group", "dev-team"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert issued.returncode == 0, issued.stderr
     denied = kubectl("get", "secrets", "-n", "default", kubeconfig=Path(issued.stdout.strip()))
     assert denied.returncode != 0
@@ -111,17 +122,23 @@ def _records(processes: tuple[ProcessStatus, ...]) -> list[ProcessRecord]:
         assert p.pid is not None
         stat = Path(f"/proc/{p.pid}/stat").read_text()
         argv = tuple(Path(f"/proc/{p.pid}/cmdline").read_bytes().decode().split("\0")[:-1])
-        records.append(ProcessRecord(pid=p.pid, argv=argv, start_time=int(stat[stat.rindex(")") + 2:].split()[19])))
+        records.append(ProcessRecord(pid=p.pid, argv=argv, start_time=int(stat[stat.rindex(")") + 2 :].split()[19])))
     return records
 
 
 def test_down_keeps_data_blocks_on_busy_ports_and_purge_leaves_nothing(
-        one_master: tuple[str, Path], tmp_path: Path) -> None:
+    one_master: tuple[str, Path], tmp_path: Path
+) -> None:
     name, home = one_master
     report = dev_up(name=name, masters=1, home=home)
     kubectl = Kubectl(kubeconfig=report.kubeconfig, cache_dir=tmp_path / "kubectl-cache")
-    kubectl("create", "-f", "-", stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: survivor}\ndata: {k: v}\n",
-            check=True)
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: survivor}\ndata: {k: v}\n",
+        check=True,
+    )
     running = _records(dev_status(name=name, home=home).processes)
     assert len(running) == 3
 

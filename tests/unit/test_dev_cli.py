@@ -31,8 +31,14 @@ def _empty_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (["dev", "up", "--name", "Bad_Name"], "invalid cluster name 'Bad_Name'"),
         (["kubeconfig", "--group", "dev"], "--group needs --user"),
     ],
-    ids=["even-masters", "status-unknown-cluster", "down-unknown-cluster", "kubeconfig-unknown-cluster",
-         "invalid-name", "group-without-user"],
+    ids=[
+        "even-masters",
+        "status-unknown-cluster",
+        "down-unknown-cluster",
+        "kubeconfig-unknown-cluster",
+        "invalid-name",
+        "group-without-user",
+    ],
 )
 def test_bad_input_is_a_clear_error(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(args, capsys)

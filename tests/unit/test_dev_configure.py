@@ -12,8 +12,13 @@ from provisioner.configure.haproxy import Backend, HealthCheck, render_haproxy_c
 from provisioner.pki import CertificateAuthority
 
 MEMBERS = tuple(EtcdMember(name=f"etcd-{i}", address=f"127.9.1.{i + 1}") for i in range(3))
-TLS = EtcdTls(ca_file=Path("/pki/ca.crt"), server_cert_file=Path("/pki/s.crt"), server_key_file=Path("/pki/s.key"),
-              peer_cert_file=Path("/pki/p.crt"), peer_key_file=Path("/pki/p.key"))
+TLS = EtcdTls(
+    ca_file=Path("/pki/ca.crt"),
+    server_cert_file=Path("/pki/s.crt"),
+    server_key_file=Path("/pki/s.key"),
+    peer_cert_file=Path("/pki/p.crt"),
+    peer_key_file=Path("/pki/p.key"),
+)
 
 
 def _flags(member: EtcdMember = MEMBERS[1]) -> dict[str, str]:
@@ -22,8 +27,9 @@ def _flags(member: EtcdMember = MEMBERS[1]) -> dict[str, str]:
 
 
 def test_initial_cluster_lists_every_member_by_peer_url() -> None:
-    assert initial_cluster(MEMBERS) == ("etcd-0=https://127.9.1.1:2380,etcd-1=https://127.9.1.2:2380,"
-                                        "etcd-2=https://127.9.1.3:2380")
+    assert initial_cluster(MEMBERS) == (
+        "etcd-0=https://127.9.1.1:2380,etcd-1=https://127.9.1.2:2380,etcd-2=https://127.9.1.3:2380"
+    )
 
 
 def test_etcd_member_listens_and_advertises_on_its_own_address() -> None:
@@ -54,16 +60,23 @@ def test_etcd_compacts_periodically_with_pre_vote_and_zap_logging() -> None:
 
 def test_etcd_flags_reject_a_member_outside_the_cluster() -> None:
     with pytest.raises(ValueError, match="etcd-9"):
-        etcd_flags(EtcdMember(name="etcd-9", address="127.9.1.9"), members=MEMBERS, tls=TLS,
-                   data_dir=Path("/d"), cluster_token="t")
+        etcd_flags(
+            EtcdMember(name="etcd-9", address="127.9.1.9"),
+            members=MEMBERS,
+            tls=TLS,
+            data_dir=Path("/d"),
+            cluster_token="t",
+        )
 
 
 def _haproxy_cfg(tmp_path: Path) -> str:
     ca, pem = tmp_path / "ca.crt", tmp_path / "health.pem"
     return render_haproxy_cfg(
-        bind_address="127.9.0.1", port=6443,
+        bind_address="127.9.0.1",
+        port=6443,
         backends=tuple(Backend(name=f"apiserver-{i}", address=f"127.9.1.{i + 1}", port=6443) for i in range(3)),
-        check=HealthCheck(ca_file=ca, client_pem=pem))
+        check=HealthCheck(ca_file=ca, client_pem=pem),
+    )
 
 
 def test_haproxy_passes_tcp_through_to_every_api_server(tmp_path: Path) -> None:
@@ -94,5 +107,6 @@ def test_haproxy_accepts_the_rendered_config(tmp_path: Path) -> None:
 
 def test_haproxy_needs_a_backend(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one backend"):
-        render_haproxy_cfg(bind_address="127.9.0.1", port=6443, backends=(),
-                           check=HealthCheck(ca_file=tmp_path, client_pem=tmp_path))
+        render_haproxy_cfg(
+            bind_address="127.9.0.1", port=6443, backends=(), check=HealthCheck(ca_file=tmp_path, client_pem=tmp_path)
+        )

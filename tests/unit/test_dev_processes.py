@@ -26,12 +26,13 @@ def sleeper(tmp_path: Path) -> Iterator[ProcessRecord]:
 def test_spawned_process_runs_in_its_own_session_and_is_recognised(sleeper: ProcessRecord) -> None:
     assert is_alive(sleeper)
     stat = Path(f"/proc/{sleeper.pid}/stat").read_text()
-    session_id = int(stat[stat.rindex(")") + 2:].split()[3])
+    session_id = int(stat[stat.rindex(")") + 2 :].split()[3])
     assert session_id == sleeper.pid
 
 
-@pytest.mark.parametrize("change", [{"argv": ("/bin/sleep", "301")}, {"start_time": 1}],
-                         ids=["other-command-line", "other-start-time"])
+@pytest.mark.parametrize(
+    "change", [{"argv": ("/bin/sleep", "301")}, {"start_time": 1}], ids=["other-command-line", "other-start-time"]
+)
 def test_a_pid_with_another_identity_is_not_ours(sleeper: ProcessRecord, change: dict[str, object]) -> None:
     impostor = dataclasses.replace(sleeper, **change)  # type: ignore[arg-type]
     assert not is_alive(impostor)
