@@ -210,10 +210,11 @@ class NodeReporter:
                 log.warning("node %s: registration failed (%s), retrying", self.node_name, exc)
                 await asyncio.sleep(self.lease_interval / 5)
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._lease_loop(), name="lease")
+            group.create_task(self.heartbeat(), name="lease")
             group.create_task(self._status_loop(), name="node-status")
 
-    async def _lease_loop(self) -> None:
+    async def heartbeat(self) -> None:
+        """Renew the Lease every `lease_interval` forever; failures are logged and retried next time."""
         while True:
             try:
                 await self.renew_lease()
