@@ -127,3 +127,27 @@ def test_list_pages_with_limit_and_continue(api: client.ApiClient, ns: str) -> N
         if not token:
             break
     assert names == ["s0", "s2", "s4", "s6"]
+
+
+def test_binding_assigns_a_pod_once_and_running_pods_delete_gracefully(api: client.ApiClient, ns: str) -> None:
+    core = client.CoreV1Api(api)
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="bound"),
+                       spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")],
+                                             termination_grace_period_seconds=20))
+    core.create_namespaced_pod(ns, pod)
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "node-a"}}
+    core.create_namespaced_pod_binding("bound", ns, binding, _preload_content=False)
+    assert core.read_namespaced_pod("bound", ns).spec.node_name == "node-a"
+    with pytest.raises(ApiException) as again:
+        core.create_namespaced_pod_binding("bound", ns, {**binding, "target": {"kind": "Node", "name": "node-b"}},
+                                           _preload_content=False)
+    assert again.value.status == 409
+    core.delete_namespaced_pod("bound", ns)
+    terminating = core.read_namespaced_pod("bound", ns)
+    assert terminating.metadata.deletion_timestamp is not None
+    assert terminating.metadata.deletion_grace_period_seconds == 20
+    core.delete_namespaced_pod("bound", ns, grace_period_seconds=0)
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_pod("bound", ns)
+    assert gone.value.status == 404

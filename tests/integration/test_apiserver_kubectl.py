@@ -89,6 +89,21 @@ def test_get_watch_streams_changes(kubectl: Kubectl, dev_cluster: DevCluster, ns
         proc.wait()
 
 
+def test_get_watch_prints_table_rows(kubectl: Kubectl, dev_cluster: DevCluster, ns: str) -> None:
+    argv = [KUBECTL, f"--kubeconfig={dev_cluster.kubeconfig}", f"--cache-dir={kubectl.cache_dir}", "-n", ns,
+            "get", "deployments", "-w", "--field-selector=metadata.name=tabled"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        kubectl("-n", ns, "apply", "-f", "-", stdin=_deployment("tabled", image="busybox"), check=True)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().split()[:2] == ["NAME", "READY"]
+        assert proc.stdout.readline().split()[0] == "tabled"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_apply_twice_with_a_changed_manifest_then_diff_and_server_side_apply(kubectl: Kubectl, ns: str) -> None:
     assert "created" in kubectl("-n", ns, "apply", "-f", "-", stdin=_deployment("app", image="nginx:1.25"),
                                 check=True).stdout
