@@ -46,6 +46,13 @@ def wait_for(predicate: Callable[[], Any], *, what: str, timeout: float = 60) ->
         time.sleep(0.2)
 
 
+def assert_settles(observe: Callable[[], Any], *, quiet: float = 3) -> None:
+    """Once converged, a level-triggered loop stops writing: what `observe` returns stays the same."""
+    before = observe()
+    time.sleep(quiet)
+    assert observe() == before, "the controllers keep rewriting an object that has converged"
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -214,6 +221,8 @@ def test_deployment_of_three_replicas_becomes_available(api: client.ApiClient, k
     with FakeAgent(api, ns):
         kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
         kubectl("-n", ns, "wait", "--for=condition=Available", "deployment/web", "--timeout=60s", check=True)
+        assert_settles(lambda: {o.metadata.name: o.metadata.resource_version for o in [
+            client.AppsV1Api(api).read_namespaced_deployment("web", ns), *replica_sets(api, ns).values()]})
     status = client.AppsV1Api(api).read_namespaced_deployment("web", ns).status
     assert (status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas) == (3, 3, 3, 3)
     progressing = next(c for c in status.conditions if c.type == "Progressing")
@@ -301,6 +310,7 @@ def test_endpoints_follow_pod_readiness(api: client.ApiClient, kubectl: Kubectl,
         wait_for(lambda: addresses() == (names - {sick}, {sick}, {8080}), what="the not-ready pod to move")
         agent.not_ready.clear()
         wait_for(lambda: addresses() == (names, set(), {8080}), what="the pod to come back")
+        assert_settles(lambda: core.read_namespaced_endpoints("web", ns).metadata.resource_version)
     ep = core.read_namespaced_endpoints("web", ns)
     address = ep.subsets[0].addresses[0]
     assert address.ip.startswith("10.244.0.") and address.target_ref.kind == "Pod"
