@@ -59,6 +59,7 @@ def now() -> str:
 
 # -- processes ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class ControllerManager:
     identity: str
@@ -86,10 +87,28 @@ class Managers:
 
     def start(self, identity: str) -> ControllerManager:
         log = self.workdir / f"{identity}.log"
-        argv = [sys.executable, "-m", "provisioner.controlplane.controllers", "--kubeconfig",
-                str(self.cluster.kubeconfig), "--identity", identity, "--node-monitor-grace-period", str(GRACE),
-                "--node-monitor-period", "1", "--pod-eviction-timeout", "3", "--lease-duration", "4",
-                "--renew-deadline", "3", "--retry-period", "1", "--check-cache-mutations"]
+        argv = [
+            sys.executable,
+            "-m",
+            "provisioner.controlplane.controllers",
+            "--kubeconfig",
+            str(self.cluster.kubeconfig),
+            "--identity",
+            identity,
+            "--node-monitor-grace-period",
+            str(GRACE),
+            "--node-monitor-period",
+            "1",
+            "--pod-eviction-timeout",
+            "3",
+            "--lease-duration",
+            "4",
+            "--renew-deadline",
+            "3",
+            "--retry-period",
+            "1",
+            "--check-cache-mutations",
+        ]
         with log.open("wb") as out:
             process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
         manager = ControllerManager(identity, process, log)
@@ -117,8 +136,9 @@ def lease_holder(api: client.ApiClient) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def managers(dev_cluster: DevCluster, api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[Managers]:
+def managers(
+    dev_cluster: DevCluster, api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Managers]:
     group = Managers(dev_cluster, tmp_path_factory.mktemp("controller-managers"))
     try:
         for identity in ("cm-a", "cm-b"):
@@ -140,6 +160,7 @@ def ns(api: client.ApiClient, managers: Managers) -> str:
 
 
 # -- a stand-in for the node agent -------------------------------------------------------------------
+
 
 class FakeAgent:
     """Marks the pods of one namespace Running with an IP; Ready unless listed in `not_ready`."""
@@ -176,22 +197,37 @@ class FakeAgent:
             if pod.status and pod.status.phase == "Running" and current.get("Ready") == ready:
                 continue
             ip = self._ips.setdefault(pod.metadata.name, f"10.244.0.{len(self._ips) + 2}")
-            self.core.patch_namespaced_pod_status(pod.metadata.name, self.namespace, {"status": {
-                "phase": "Running", "podIP": ip,
-                "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": now()},
-                               {"type": "ContainersReady", "status": ready, "lastTransitionTime": now()}]}})
+            self.core.patch_namespaced_pod_status(
+                pod.metadata.name,
+                self.namespace,
+                {
+                    "status": {
+                        "phase": "Running",
+                        "podIP": ip,
+                        "conditions": [
+                            {"type": "Ready", "status": ready, "lastTransitionTime": now()},
+                            {"type": "ContainersReady", "status": ready, "lastTransitionTime": now()},
+                        ],
+                    }
+                },
+            )
 
 
 # -- manifests ---------------------------------------------------------------------------------------
 
-def deployment(name: str, *, replicas: int = 3, image: str = "registry.local/web:1", strategy: str | None = None
-               ) -> str:
+
+def deployment(
+    name: str, *, replicas: int = 3, image: str = "registry.local/web:1", strategy: str | None = None
+) -> str:
     spec: dict[str, Any] = {
         "replicas": replicas,
         "selector": {"matchLabels": {"app": name}},
-        "template": {"metadata": {"labels": {"app": name}},
-                     "spec": {"containers": [{"name": "web", "image": image,
-                                              "ports": [{"name": "http", "containerPort": 8080}]}]}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {
+                "containers": [{"name": "web", "image": image, "ports": [{"name": "http", "containerPort": 8080}]}]
+            },
+        },
     }
     if strategy:
         spec["strategy"] = {"type": strategy}
@@ -209,6 +245,7 @@ def replica_sets(api: client.ApiClient, ns: str) -> dict[str, client.V1ReplicaSe
 
 # -- tests -------------------------------------------------------------------------------------------
 
+
 def test_deployment_of_three_replicas_becomes_available(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
     kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web"), check=True)
     pods = wait_for(lambda: len(p := pods_of(api, ns, app="web")) == 3 and p, what="3 pods")
@@ -221,8 +258,12 @@ def test_deployment_of_three_replicas_becomes_available(api: client.ApiClient, k
     with FakeAgent(api, ns):
         kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
         kubectl("-n", ns, "wait", "--for=condition=Available", "deployment/web", "--timeout=60s", check=True)
-        assert_settles(lambda: {o.metadata.name: o.metadata.resource_version for o in [
-            client.AppsV1Api(api).read_namespaced_deployment("web", ns), *replica_sets(api, ns).values()]})
+        assert_settles(
+            lambda: {
+                o.metadata.name: o.metadata.resource_version
+                for o in [client.AppsV1Api(api).read_namespaced_deployment("web", ns), *replica_sets(api, ns).values()]
+            }
+        )
     status = client.AppsV1Api(api).read_namespaced_deployment("web", ns).status
     assert (status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas) == (3, 3, 3, 3)
     progressing = next(c for c in status.conditions if c.type == "Progressing")
@@ -287,8 +328,12 @@ def test_recreate_replaces_all_pods_at_once(api: client.ApiClient, kubectl: Kube
 
 def test_endpoints_follow_pod_readiness(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
     kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2), check=True)
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-               "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }
     kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(service), check=True)
     core = client.CoreV1Api(api)
 
@@ -315,12 +360,13 @@ def test_endpoints_follow_pod_readiness(api: client.ApiClient, kubectl: Kubectl,
     address = ep.subsets[0].addresses[0]
     assert address.ip.startswith("10.244.0.") and address.target_ref.kind == "Pod"
     kubectl("-n", ns, "delete", "service", "web", check=True)
-    wait_for(lambda: not [e for e in core.list_namespaced_endpoints(ns).items if e.metadata.name == "web"],
-             what="endpoints to go with their service")
+    wait_for(
+        lambda: not [e for e in core.list_namespaced_endpoints(ns).items if e.metadata.name == "web"],
+        what="endpoints to go with their service",
+    )
 
 
-def test_deleting_a_namespace_deletes_its_content_then_itself(api: client.ApiClient, kubectl: Kubectl,
-                                                              ns: str) -> None:
+def test_deleting_a_namespace_deletes_its_content_then_itself(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
     kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2), check=True)
     kubectl("-n", ns, "create", "configmap", "settings", "--from-literal=a=b", check=True)
     wait_for(lambda: len(pods_of(api, ns, app="web")) == 2, what="2 pods")
@@ -335,11 +381,13 @@ def test_deleting_a_namespace_deletes_its_content_then_itself(api: client.ApiCli
 def _owned_configmaps(api: client.ApiClient, ns: str, owner: str, count: int) -> client.V1ConfigMap:
     core = client.CoreV1Api(api)
     parent = core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=owner)))
-    ref = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name=owner, uid=parent.metadata.uid,
-                                  block_owner_deletion=True)
+    ref = client.V1OwnerReference(
+        api_version="v1", kind="ConfigMap", name=owner, uid=parent.metadata.uid, block_owner_deletion=True
+    )
     for i in range(count):
-        core.create_namespaced_config_map(ns, client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=f"{owner}-child-{i}", owner_references=[ref])))
+        core.create_namespaced_config_map(
+            ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"{owner}-child-{i}", owner_references=[ref]))
+        )
     return parent
 
 
@@ -353,8 +401,9 @@ def test_garbage_collector_background_deletes_dependents(api: client.ApiClient, 
     wait_for(lambda: not any(n.startswith("bg") for n in _configmaps(api, ns)), what="dependents to be collected")
 
 
-def test_garbage_collector_foreground_deletes_dependents_before_owner(api: client.ApiClient, kubectl: Kubectl,
-                                                                      ns: str) -> None:
+def test_garbage_collector_foreground_deletes_dependents_before_owner(
+    api: client.ApiClient, kubectl: Kubectl, ns: str
+) -> None:
     kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2), check=True)
     wait_for(lambda: len(pods_of(api, ns, app="web")) == 2, what="2 pods")
     kubectl("-n", ns, "delete", "deployment", "web", "--cascade=foreground", "--timeout=60s", check=True, timeout=90)
@@ -371,27 +420,45 @@ def test_garbage_collector_orphans_dependents_on_request(api: client.ApiClient, 
     assert all(not maps[n].metadata.owner_references for n in ("keep-child-0", "keep-child-1"))
 
 
-def test_replicaset_adopts_orphans_and_releases_pods_that_stop_matching(api: client.ApiClient, kubectl: Kubectl,
-                                                                         ns: str) -> None:
+def test_replicaset_adopts_orphans_and_releases_pods_that_stop_matching(
+    api: client.ApiClient, kubectl: Kubectl, ns: str
+) -> None:
     core = client.CoreV1Api(api)
-    orphan = client.V1Pod(metadata=client.V1ObjectMeta(name="orphan", labels={"app": "rs"}),
-                          spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="img")]))
+    orphan = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="orphan", labels={"app": "rs"}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="img")]),
+    )
     core.create_namespaced_pod(ns, orphan)
-    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
-          "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "rs"}},
-                   "template": {"metadata": {"labels": {"app": "rs"}},
-                                "spec": {"containers": [{"name": "c", "image": "img"}]}}}}
+    rs = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "rs"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "rs"}},
+            "template": {
+                "metadata": {"labels": {"app": "rs"}},
+                "spec": {"containers": [{"name": "c", "image": "img"}]},
+            },
+        },
+    }
     kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(rs), check=True)
     wait_for(lambda: len(pods_of(api, ns, app="rs")) == 2, what="2 pods")
-    adopted = wait_for(lambda: (p := core.read_namespaced_pod("orphan", ns)).metadata.owner_references and p,
-                       what="the orphan to be adopted")
+    adopted = wait_for(
+        lambda: (p := core.read_namespaced_pod("orphan", ns)).metadata.owner_references and p,
+        what="the orphan to be adopted",
+    )
     assert adopted.metadata.owner_references[0].name == "rs" and adopted.metadata.owner_references[0].controller
     kubectl("-n", ns, "label", "pod", "orphan", "app=other", "--overwrite", check=True)
-    wait_for(lambda: not core.read_namespaced_pod("orphan", ns).metadata.owner_references,
-             what="the relabelled pod to be released")
+    wait_for(
+        lambda: not core.read_namespaced_pod("orphan", ns).metadata.owner_references,
+        what="the relabelled pod to be released",
+    )
     wait_for(lambda: len(pods_of(api, ns, app="rs")) == 2, what="a replacement pod")
-    status = wait_for(lambda: (s := client.AppsV1Api(api).read_namespaced_replica_set("rs", ns).status)
-                      and s.replicas == 2 and s, what="replicaset status")
+    status = wait_for(
+        lambda: (s := client.AppsV1Api(api).read_namespaced_replica_set("rs", ns).status) and s.replicas == 2 and s,
+        what="replicaset status",
+    )
     assert status.fully_labeled_replicas == 2 and status.observed_generation == 1
 
 
@@ -407,12 +474,29 @@ class FakeNode:
 
     def register(self) -> None:
         self.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=self.name)))
-        self.core.patch_node_status(self.name, {"status": {"conditions": [
-            {"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now(),
-             "lastTransitionTime": now()}]}})
-        self.coordination.create_namespaced_lease("kube-node-lease", client.V1Lease(
-            metadata=client.V1ObjectMeta(name=self.name),
-            spec=client.V1LeaseSpec(holder_identity=self.name, lease_duration_seconds=40)))
+        self.core.patch_node_status(
+            self.name,
+            {
+                "status": {
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "KubeletReady",
+                            "lastHeartbeatTime": now(),
+                            "lastTransitionTime": now(),
+                        }
+                    ]
+                }
+            },
+        )
+        self.coordination.create_namespaced_lease(
+            "kube-node-lease",
+            client.V1Lease(
+                metadata=client.V1ObjectMeta(name=self.name),
+                spec=client.V1LeaseSpec(holder_identity=self.name, lease_duration_seconds=40),
+            ),
+        )
         self.start()
 
     def start(self) -> None:
@@ -435,8 +519,10 @@ class FakeNode:
 
     def delete(self) -> None:
         self.stop()
-        for call in (lambda: self.coordination.delete_namespaced_lease(self.name, "kube-node-lease"),
-                     lambda: self.core.delete_node(self.name)):
+        for call in (
+            lambda: self.coordination.delete_namespaced_lease(self.name, "kube-node-lease"),
+            lambda: self.core.delete_node(self.name),
+        ):
             with contextlib.suppress(ApiException):
                 call()
 
@@ -456,30 +542,44 @@ def _taints(api: client.ApiClient, node: str) -> set[tuple[str, str]]:
     return {(t.key, t.effect) for t in (spec.taints if spec else None) or []}
 
 
-def test_silent_node_is_tainted_and_its_pods_evicted_then_untainted(api: client.ApiClient, ns: str,
-                                                                     fake_node: FakeNode) -> None:
+def test_silent_node_is_tainted_and_its_pods_evicted_then_untainted(
+    api: client.ApiClient, ns: str, fake_node: FakeNode
+) -> None:
     core = client.CoreV1Api(api)
     unreachable = "node.kubernetes.io/unreachable"
     tolerations = {
         "patient": [client.V1Toleration(key=unreachable, operator="Exists", effect="NoExecute")],
-        "impatient": [client.V1Toleration(key=unreachable, operator="Exists", effect="NoExecute",
-                                          toleration_seconds=1)],
+        "impatient": [
+            client.V1Toleration(key=unreachable, operator="Exists", effect="NoExecute", toleration_seconds=1)
+        ],
         "default": None,  # gets --pod-eviction-timeout (3 s here)
     }
     for name, toleration in tolerations.items():
-        core.create_namespaced_pod(ns, client.V1Pod(
-            metadata=client.V1ObjectMeta(name=name),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="img")], tolerations=toleration)))
-        core.create_namespaced_pod_binding(name, ns, client.V1Binding(
-            metadata=client.V1ObjectMeta(name=name),
-            target=client.V1ObjectReference(api_version="v1", kind="Node", name=fake_node.name)),
-            _preload_content=False)
+        core.create_namespaced_pod(
+            ns,
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name=name),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="img")], tolerations=toleration),
+            ),
+        )
+        core.create_namespaced_pod_binding(
+            name,
+            ns,
+            client.V1Binding(
+                metadata=client.V1ObjectMeta(name=name),
+                target=client.V1ObjectReference(api_version="v1", kind="Node", name=fake_node.name),
+            ),
+            _preload_content=False,
+        )
     time.sleep(GRACE + 2)
     assert (unreachable, "NoExecute") not in _taints(api, fake_node.name), "a renewing node is healthy"
 
     fake_node.stop()
-    wait_for(lambda: {(unreachable, "NoExecute"), (unreachable, "NoSchedule")} <= _taints(api, fake_node.name),
-             what="the unreachable taints", timeout=GRACE + 30)
+    wait_for(
+        lambda: {(unreachable, "NoExecute"), (unreachable, "NoSchedule")} <= _taints(api, fake_node.name),
+        what="the unreachable taints",
+        timeout=GRACE + 30,
+    )
     ready = next(c for c in core.read_node(fake_node.name).status.conditions if c.type == "Ready")
     assert ready.status == "Unknown"
 
@@ -491,18 +591,24 @@ def test_silent_node_is_tainted_and_its_pods_evicted_then_untainted(api: client.
     assert "patient" not in evicted()
 
     fake_node.start()
-    wait_for(lambda: not {t for t in _taints(api, fake_node.name) if t[0] == unreachable},
-             what="the taint to go when heartbeats return", timeout=30)
+    wait_for(
+        lambda: not {t for t in _taints(api, fake_node.name) if t[0] == unreachable},
+        what="the taint to go when heartbeats return",
+        timeout=30,
+    )
 
 
-def test_leadership_moves_when_the_leader_is_killed(api: client.ApiClient, kubectl: Kubectl, ns: str,
-                                                    managers: Managers) -> None:
+def test_leadership_moves_when_the_leader_is_killed(
+    api: client.ApiClient, kubectl: Kubectl, ns: str, managers: Managers
+) -> None:
     leader = wait_for(lambda: lease_holder(api), what="a leader")
     victim = managers.by_identity(leader)
     os.kill(victim.process.pid, signal.SIGKILL)
     victim.process.wait(timeout=10)
-    successor = wait_for(lambda: (h := lease_holder(api)) not in (None, "", leader) and h,
-                         what="another controller-manager to take the lease")
+    successor = wait_for(
+        lambda: (h := lease_holder(api)) not in (None, "", leader) and h,
+        what="another controller-manager to take the lease",
+    )
     assert successor in ("cm-a", "cm-b") and successor != leader
     kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("after", replicas=2), check=True)
     wait_for(lambda: len(pods_of(api, ns, app="after")) == 2, what="the new leader to act")

@@ -59,10 +59,12 @@ def test_crud_round_trip_and_status_errors(dev_cluster: DevCluster) -> None:
         assert stale.value.conflict and stale.value.reason == "Conflict"
         patched = await client.patch(CONFIGMAPS, "a", {"data": {"x": "y"}}, namespace=ns)
         assert patched["data"] == {"k": "2", "x": "y"}
-        patched = await client.patch(CONFIGMAPS, "a", [{"op": "remove", "path": "/data/x"}], namespace=ns,
-                                     patch_type="json")
+        patched = await client.patch(
+            CONFIGMAPS, "a", [{"op": "remove", "path": "/data/x"}], namespace=ns, patch_type="json"
+        )
         assert patched["data"] == {"k": "2"} and int(patched["metadata"]["resourceVersion"]) > int(
-            updated["metadata"]["resourceVersion"])
+            updated["metadata"]["resourceVersion"]
+        )
         with pytest.raises(ApiStatusError) as duplicate:
             await client.create(CONFIGMAPS, {"metadata": {"name": "a", "namespace": ns}})
         assert duplicate.value.code == 409 and duplicate.value.reason == "AlreadyExists"
@@ -110,19 +112,22 @@ def test_informer_caches_indexes_and_notifies_handlers(dev_cluster: DevCluster) 
         informer = SharedInformer(client, CONFIGMAPS, namespace=ns, check_mutations=True)
         informer.add_indexer("color", lambda obj: [(obj["metadata"].get("labels") or {}).get("color", "none")])
         events: list[tuple[str, str]] = []
-        informer.add_handler(on_add=lambda o: events.append(("add", o["metadata"]["name"])),
-                             on_update=lambda old, new: events.append(("update", new["metadata"]["name"])),
-                             on_delete=lambda o: events.append(("delete", o["metadata"]["name"])))
+        informer.add_handler(
+            on_add=lambda o: events.append(("add", o["metadata"]["name"])),
+            on_update=lambda old, new: events.append(("update", new["metadata"]["name"])),
+            on_delete=lambda o: events.append(("delete", o["metadata"]["name"])),
+        )
         task = asyncio.create_task(informer.run())
         try:
             await asyncio.wait_for(informer.has_synced.wait(), timeout=30)
             assert informer.get(f"{ns}/before") is not None
-            await client.create(CONFIGMAPS, {"metadata": {"name": "red", "namespace": ns,
-                                                          "labels": {"color": "red"}}})
+            await client.create(CONFIGMAPS, {"metadata": {"name": "red", "namespace": ns, "labels": {"color": "red"}}})
             await eventually(lambda: informer.by_index("color", "red"), "the indexed object")
             await client.patch(CONFIGMAPS, "red", {"metadata": {"labels": {"color": "blue"}}}, namespace=ns)
-            await eventually(lambda: informer.by_index("color", "blue") and not informer.by_index("color", "red"),
-                             "the index to follow the label")
+            await eventually(
+                lambda: informer.by_index("color", "blue") and not informer.by_index("color", "red"),
+                "the index to follow the label",
+            )
             await client.delete(CONFIGMAPS, "before", namespace=ns)
             await eventually(lambda: informer.get(f"{ns}/before") is None, "the deletion")
             assert events == [("add", "before"), ("add", "red"), ("update", "red"), ("delete", "before")]
@@ -158,8 +163,15 @@ def test_only_one_elector_leads_and_a_released_lease_passes_at_once(dev_cluster:
         stop_first = asyncio.Event()
 
         def elector(identity: str) -> LeaderElector:
-            return LeaderElector(client, lease_name="test-lease", namespace=ns, identity=identity,
-                                 lease_duration=30, renew_deadline=5, retry_period=0.5)
+            return LeaderElector(
+                client,
+                lease_name="test-lease",
+                namespace=ns,
+                identity=identity,
+                lease_duration=30,
+                renew_deadline=5,
+                retry_period=0.5,
+            )
 
         async def lead_as(identity: str, until: asyncio.Event | None) -> None:
             leading.append(identity)

@@ -53,8 +53,14 @@ def test_owner_without_expectations_is_satisfied_and_forget_clears():
 
 
 def test_registry_holds_every_loop_by_name():
-    assert set(CONTROLLERS) == {"nodelifecycle", "replicaset", "deployment", "endpoints", "namespace",
-                                "garbagecollector"}
+    assert set(CONTROLLERS) == {
+        "nodelifecycle",
+        "replicaset",
+        "deployment",
+        "endpoints",
+        "namespace",
+        "garbagecollector",
+    }
 
 
 def test_registry_refuses_duplicate_names():

@@ -27,8 +27,15 @@ from provisioner.controlplane.controllers.rollout import (
         ("50%", 3, False, 1),
         (None, 4, True, 1),
     ],
-    ids=["int", "numeric-string", "percent-rounded-up", "percent-rounded-down", "half-of-3-up", "half-of-3-down",
-         "default-25-percent"],
+    ids=[
+        "int",
+        "numeric-string",
+        "percent-rounded-up",
+        "percent-rounded-down",
+        "half-of-3-up",
+        "half-of-3-down",
+        "default-25-percent",
+    ],
 )
 def test_int_or_percent_resolves_against_total(value, total, round_up, expected):
     assert resolve_int_or_percent(value, total, round_up=round_up) == expected
@@ -59,8 +66,15 @@ def test_surge_and_unavailable(rolling, replicas, expected):
         (3, 1, 5, 5, 3),
         (3, 1, 3, 3, 3),
     ],
-    ids=["first-surge-pod", "at-surge-limit-waits", "old-shrank-grow-again", "full-surge-at-once",
-         "plain-scale-up", "scale-down-to-replicas", "steady"],
+    ids=[
+        "first-surge-pod",
+        "at-surge-limit-waits",
+        "old-shrank-grow-again",
+        "full-surge-at-once",
+        "plain-scale-up",
+        "scale-down-to-replicas",
+        "steady",
+    ],
 )
 def test_new_set_grows_within_surge(replicas, surge, new, total, expected):
     assert new_set_replicas(replicas=replicas, max_surge=surge, new=new, total=total) == expected
@@ -69,11 +83,9 @@ def test_new_set_grows_within_surge(replicas, surge, new, total, expected):
 def test_old_sets_shrink_only_while_minimum_stays_available():
     olds = [SetView("old", replicas=3, available=3)]
     # the new pod is not available yet: 3 available, minimum 2 -> one old pod may go
-    assert old_set_scale_downs(replicas=3, max_unavailable=1, new_replicas=1, new_available=0, olds=olds) == {
-        "old": 2}
+    assert old_set_scale_downs(replicas=3, max_unavailable=1, new_replicas=1, new_available=0, olds=olds) == {"old": 2}
     # the new pod is available: 4 available, minimum 2 -> two old pods may go
-    assert old_set_scale_downs(replicas=3, max_unavailable=1, new_replicas=1, new_available=1, olds=olds) == {
-        "old": 1}
+    assert old_set_scale_downs(replicas=3, max_unavailable=1, new_replicas=1, new_available=1, olds=olds) == {"old": 1}
 
 
 def test_old_sets_do_not_shrink_when_availability_is_at_the_minimum():
@@ -89,8 +101,10 @@ def test_unavailable_old_pods_are_removed_first_oldest_set_first():
 
 
 def test_nothing_to_do_without_old_pods():
-    assert old_set_scale_downs(replicas=3, max_unavailable=1, new_replicas=3, new_available=3,
-                               olds=[SetView("old", 0, 0)]) == {}
+    assert (
+        old_set_scale_downs(replicas=3, max_unavailable=1, new_replicas=3, new_available=3, olds=[SetView("old", 0, 0)])
+        == {}
+    )
 
 
 def test_template_hash_is_stable_label_safe_and_ignores_its_own_label():

@@ -107,16 +107,23 @@ def _kubeconfig_pem(entry: Mapping[str, Any], field: str, base: Path) -> bytes:
         return base64.b64decode(entry[f"{field}-data"])
     if entry.get(field):
         return (base / str(entry[field])).read_bytes()
-    raise ProvisionerError(f"kubeconfig has no {field} or {field}-data",
-                           hint="use the kubeconfig `provision kubeconfig` prints")
+    raise ProvisionerError(
+        f"kubeconfig has no {field} or {field}-data", hint="use the kubeconfig `provision kubeconfig` prints"
+    )
 
 
 class ApiClient:
     """Async context manager over one aiohttp session talking HTTPS to one API server address."""
 
     def __init__(self, *, server: str, ca_file: Path, cert_file: Path, key_file: Path) -> None:
-        self._setup(server, _tls_context(ca_pem=Path(ca_file).read_bytes(), cert_pem=Path(cert_file).read_bytes(),
-                                         key_pem=Path(key_file).read_bytes()))
+        self._setup(
+            server,
+            _tls_context(
+                ca_pem=Path(ca_file).read_bytes(),
+                cert_pem=Path(cert_file).read_bytes(),
+                key_pem=Path(key_file).read_bytes(),
+            ),
+        )
 
     def _setup(self, server: str, tls: ssl.SSLContext) -> None:
         self.server = server.rstrip("/")
@@ -134,9 +141,11 @@ class ApiClient:
         cluster = {c["name"]: c["cluster"] for c in config["clusters"]}[context["cluster"]]
         user = {u["name"]: u["user"] for u in config["users"]}[context["user"]]
         base = Path(path).parent
-        tls = _tls_context(ca_pem=_kubeconfig_pem(cluster, "certificate-authority", base),
-                           cert_pem=_kubeconfig_pem(user, "client-certificate", base),
-                           key_pem=_kubeconfig_pem(user, "client-key", base))
+        tls = _tls_context(
+            ca_pem=_kubeconfig_pem(cluster, "certificate-authority", base),
+            cert_pem=_kubeconfig_pem(user, "client-certificate", base),
+            key_pem=_kubeconfig_pem(user, "client-key", base),
+        )
         client = cls.__new__(cls)
         client._setup(cluster["server"], tls)
         return client
@@ -225,9 +234,7 @@ class ApiClient:
                 return items, str(meta.get("resourceVersion", ""))
             params["continue"] = meta["continue"]
 
-    async def create(
-        self, rt: ResourceType, obj: Mapping[str, Any], *, namespace: str | None = None
-    ) -> dict[str, Any]:
+    async def create(self, rt: ResourceType, obj: Mapping[str, Any], *, namespace: str | None = None) -> dict[str, Any]:
         namespace = namespace or obj.get("metadata", {}).get("namespace")
         body = {"apiVersion": rt.api_version, "kind": rt.kind, **obj}
         created: dict[str, Any] = await self.request("POST", self._path(rt, None, namespace), body=body)
@@ -310,7 +317,9 @@ class ApiClient:
             params["timeoutSeconds"] = str(timeout_seconds)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
         async with self.session.get(
-            self.server + self._path(rt, None, namespace), params=params, timeout=timeout,
+            self.server + self._path(rt, None, namespace),
+            params=params,
+            timeout=timeout,
             headers={"Accept": "application/json"},
         ) as resp:
             if resp.status >= 300:

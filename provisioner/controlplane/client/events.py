@@ -50,16 +50,19 @@ class EventRecorder:
             if previous is not None:
                 name, event_namespace, count = previous
                 try:
-                    await self.client.patch(EVENTS, name, {"count": count + 1, "lastTimestamp": now},
-                                            namespace=event_namespace)
+                    await self.client.patch(
+                        EVENTS, name, {"count": count + 1, "lastTimestamp": now}, namespace=event_namespace
+                    )
                     self._remember(fingerprint, (name, event_namespace, count + 1))
                     return
                 except ApiStatusError as exc:
                     if not exc.not_found:
                         raise
             name = f"{meta['name']}.{time.time_ns():x}"
-            await self.client.create(EVENTS, self._event(obj, name=name, namespace=namespace, type_=type_,
-                                                         reason=reason, message=message, now=now))
+            await self.client.create(
+                EVENTS,
+                self._event(obj, name=name, namespace=namespace, type_=type_, reason=reason, message=message, now=now),
+            )
             self._remember(fingerprint, (name, namespace, 1))
         except (ApiStatusError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("event %s %s on %s/%s not recorded: %s", type_, reason, namespace, meta["name"], exc)
@@ -74,8 +77,11 @@ class EventRecorder:
     ) -> dict[str, Any]:
         meta = obj["metadata"]
         involved = {"kind": obj.get("kind", ""), "apiVersion": obj.get("apiVersion", ""), "name": meta["name"]}
-        for field, value in (("namespace", meta.get("namespace")), ("uid", meta.get("uid")),
-                             ("resourceVersion", meta.get("resourceVersion"))):
+        for field, value in (
+            ("namespace", meta.get("namespace")),
+            ("uid", meta.get("uid")),
+            ("resourceVersion", meta.get("resourceVersion")),
+        ):
             if value:
                 involved[field] = value
         return {

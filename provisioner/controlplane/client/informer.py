@@ -108,8 +108,9 @@ class SharedInformer:
         delay = _RETRY_MIN
         while True:
             try:
-                items, rv = await self.client.list(self.rt, namespace=self.namespace,
-                                                   field_selector=self.field_selector)
+                items, rv = await self.client.list(
+                    self.rt, namespace=self.namespace, field_selector=self.field_selector
+                )
                 self._replace(items, rv)
                 self.has_synced.set()
                 delay = _RETRY_MIN

@@ -63,12 +63,22 @@ async def run(
         loop.add_signal_handler(sig, stop.set)
     async with ApiClient.from_kubeconfig(kubeconfig) as client:
         informers = InformerFactory(client, check_mutations=check_mutations)
-        ctx = ControllerContext(client=client, informers=informers, settings=settings,
-                                recorder=EventRecorder(client, component=COMPONENT, host=identity))
+        ctx = ControllerContext(
+            client=client,
+            informers=informers,
+            settings=settings,
+            recorder=EventRecorder(client, component=COMPONENT, host=identity),
+        )
         loops = [CONTROLLERS[name](ctx) for name in names]
         duration, deadline, retry = lease_timing
-        elector = LeaderElector(client, lease_name=LEASE_NAME, identity=identity, lease_duration=duration,
-                                renew_deadline=deadline, retry_period=retry)
+        elector = LeaderElector(
+            client,
+            lease_name=LEASE_NAME,
+            identity=identity,
+            lease_duration=duration,
+            renew_deadline=deadline,
+            retry_period=retry,
+        )
 
         async def lead() -> None:
             async with asyncio.TaskGroup() as group:
@@ -95,32 +105,59 @@ def _names(text: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     defaults = Settings()
-    parser = argparse.ArgumentParser(prog="python -m provisioner.controlplane.controllers", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m provisioner.controlplane.controllers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--identity", default=socket.gethostname(), help="this candidate's name in the Lease")
-    parser.add_argument("--controllers", type=_names, default=list(CONTROLLERS),
-                        help=f"comma-separated loops to run (default: all of {','.join(CONTROLLERS)})")
-    parser.add_argument("--node-monitor-grace-period", type=float, default=defaults.node_monitor_grace_period,
-                        help="seconds without a node heartbeat before the node is Ready=Unknown")
+    parser.add_argument(
+        "--controllers",
+        type=_names,
+        default=list(CONTROLLERS),
+        help=f"comma-separated loops to run (default: all of {','.join(CONTROLLERS)})",
+    )
+    parser.add_argument(
+        "--node-monitor-grace-period",
+        type=float,
+        default=defaults.node_monitor_grace_period,
+        help="seconds without a node heartbeat before the node is Ready=Unknown",
+    )
     parser.add_argument("--node-monitor-period", type=float, default=defaults.node_monitor_period)
-    parser.add_argument("--pod-eviction-timeout", type=float, default=defaults.pod_eviction_timeout,
-                        help="seconds a pod without a matching toleration stays on an unreachable node")
+    parser.add_argument(
+        "--pod-eviction-timeout",
+        type=float,
+        default=defaults.pod_eviction_timeout,
+        help="seconds a pod without a matching toleration stays on an unreachable node",
+    )
     parser.add_argument("--workers", type=int, default=defaults.workers, help="workers per loop")
     parser.add_argument("--lease-duration", type=float, default=15.0)
     parser.add_argument("--renew-deadline", type=float, default=10.0)
     parser.add_argument("--retry-period", type=float, default=2.0)
-    parser.add_argument("--check-cache-mutations", action="store_true",
-                        help="fail if a loop mutates a cached object (for tests)")
+    parser.add_argument(
+        "--check-cache-mutations", action="store_true", help="fail if a loop mutates a cached object (for tests)"
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(node_monitor_grace_period=args.node_monitor_grace_period,
-                        node_monitor_period=args.node_monitor_period,
-                        pod_eviction_timeout=args.pod_eviction_timeout, workers=args.workers)
+    settings = Settings(
+        node_monitor_grace_period=args.node_monitor_grace_period,
+        node_monitor_period=args.node_monitor_period,
+        pod_eviction_timeout=args.pod_eviction_timeout,
+        workers=args.workers,
+    )
     lease_timing = (args.lease_duration, args.renew_deadline, args.retry_period)
-    return asyncio.run(run(kubeconfig=args.kubeconfig, identity=args.identity, names=args.controllers,
-                           settings=settings, lease_timing=lease_timing, check_mutations=args.check_cache_mutations))
+    return asyncio.run(
+        run(
+            kubeconfig=args.kubeconfig,
+            identity=args.identity,
+            names=args.controllers,
+            settings=settings,
+            lease_timing=lease_timing,
+            check_mutations=args.check_cache_mutations,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -131,7 +131,13 @@ class Controller(abc.ABC):
             self.queue.forget(key)
             return
         level = logging.INFO if isinstance(exc, ApiStatusError) and exc.conflict else logging.WARNING
-        log.log(level, "%s: reconcile of %s failed (retry %d): %s", self.name, key, retries + 1, exc,
-                exc_info=not isinstance(exc, _EXPECTED))
+        log.log(
+            level,
+            "%s: reconcile of %s failed (retry %d): %s",
+            self.name,
+            key,
+            retries + 1,
+            exc,
+            exc_info=not isinstance(exc, _EXPECTED),
+        )
         self.queue.add_rate_limited(key)
-

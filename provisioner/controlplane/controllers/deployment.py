@@ -85,8 +85,11 @@ class DeploymentController(Controller):
         if ref is not None:
             return [f"{namespace}/{ref['name']}"] if ref.get("kind") == "Deployment" else []
         labels = rs["metadata"].get("labels") or {}
-        return [object_key(d) for d in self.deployments.by_index("namespace", namespace)
-                if label_selector_from_dict(d["spec"].get("selector")).matches(labels)]
+        return [
+            object_key(d)
+            for d in self.deployments.by_index("namespace", namespace)
+            if label_selector_from_dict(d["spec"].get("selector")).matches(labels)
+        ]
 
     def _pod_deleted(self, pod: dict[str, Any]) -> None:
         """Recreate waits for old pods to be gone: a pod's deletion wakes its set's deployment."""
@@ -104,10 +107,21 @@ class DeploymentController(Controller):
         if d is None:
             return
         selector = label_selector_from_dict(d["spec"].get("selector"))
-        sets = await claim(self.client, REPLICASETS, owner=d, selector=selector,
-                           candidates=self.sets.by_index("namespace", d["metadata"]["namespace"]))
-        new = next((rs for rs in sorted(sets, key=lambda s: s["metadata"].get("creationTimestamp", ""))
-                    if templates_equal(rs["spec"].get("template") or {}, d["spec"].get("template") or {})), None)
+        sets = await claim(
+            self.client,
+            REPLICASETS,
+            owner=d,
+            selector=selector,
+            candidates=self.sets.by_index("namespace", d["metadata"]["namespace"]),
+        )
+        new = next(
+            (
+                rs
+                for rs in sorted(sets, key=lambda s: s["metadata"].get("creationTimestamp", ""))
+                if templates_equal(rs["spec"].get("template") or {}, d["spec"].get("template") or {})
+            ),
+            None,
+        )
         olds = sorted((rs for rs in sets if rs is not new), key=lambda s: s["metadata"].get("creationTimestamp", ""))
         if d["metadata"].get("deletionTimestamp") or d["spec"].get("paused"):
             await self._update_status(d, new, olds, created=False)
@@ -136,7 +150,9 @@ class DeploymentController(Controller):
             new = await self._scale(d, new, target)
             return new, False
         downs = old_set_scale_downs(
-            replicas=replicas, max_unavailable=unavailable, new_replicas=_replicas(new),
+            replicas=replicas,
+            max_unavailable=unavailable,
+            new_replicas=_replicas(new),
             new_available=_stat(new, "availableReplicas"),
             olds=[SetView(rs["metadata"]["name"], _replicas(rs), _stat(rs, "availableReplicas")) for rs in olds],
         )
@@ -151,8 +167,12 @@ class DeploymentController(Controller):
             if _replicas(rs) > 0:
                 olds[i] = await self._scale(d, rs, 0)
                 scaled = True
-        old_pods = [p for rs in olds for p in self.pods.by_index("controller-uid", rs["metadata"]["uid"])
-                    if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        old_pods = [
+            p
+            for rs in olds
+            for p in self.pods.by_index("controller-uid", rs["metadata"]["uid"])
+            if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
         if scaled or old_pods:
             return new, False
         if new is None:
@@ -206,8 +226,11 @@ class DeploymentController(Controller):
         """A set of that name exists but is not ours with this template: bump collisionCount (new hash)."""
         live = await self.client.get(REPLICASETS, name, namespace=d["metadata"]["namespace"])
         ref = controller_ref(live)
-        if ref is not None and ref.get("uid") == d["metadata"]["uid"] and templates_equal(
-                live["spec"].get("template") or {}, d["spec"].get("template") or {}):
+        if (
+            ref is not None
+            and ref.get("uid") == d["metadata"]["uid"]
+            and templates_equal(live["spec"].get("template") or {}, d["spec"].get("template") or {})
+        ):
             return  # our own set, the cache had not seen it yet
         status = dict(d.get("status") or {})
         status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
@@ -238,12 +261,16 @@ class DeploymentController(Controller):
         """Delete the oldest empty old sets beyond `revisionHistoryLimit`."""
         limit = int(d["spec"].get("revisionHistoryLimit", DEFAULT_HISTORY_LIMIT))
         cleanable = sorted((rs for rs in olds if not rs["metadata"].get("deletionTimestamp")), key=_revision)
-        for rs in cleanable[:max(0, len(cleanable) - limit)]:
+        for rs in cleanable[: max(0, len(cleanable) - limit)]:
             if _replicas(rs) or _stat(rs, "replicas"):
                 continue
             try:
-                await self.client.delete(REPLICASETS, rs["metadata"]["name"], namespace=rs["metadata"]["namespace"],
-                                         preconditions={"uid": rs["metadata"]["uid"]})
+                await self.client.delete(
+                    REPLICASETS,
+                    rs["metadata"]["name"],
+                    namespace=rs["metadata"]["namespace"],
+                    preconditions={"uid": rs["metadata"]["uid"]},
+                )
             except ApiStatusError as exc:
                 if not exc.not_found:
                     raise
@@ -254,8 +281,12 @@ class DeploymentController(Controller):
         replicas = _replicas(d)
         total = sum(_stat(rs, "replicas") for rs in [new, *olds])
         available = sum(_stat(rs, "availableReplicas") for rs in [new, *olds])
-        return _stat(new, "replicas") == replicas and total == replicas and available == replicas and all(
-            _replicas(rs) == 0 for rs in olds)
+        return (
+            _stat(new, "replicas") == replicas
+            and total == replicas
+            and available == replicas
+            and all(_replicas(rs) == 0 for rs in olds)
+        )
 
     async def _update_status(self, d: Obj, new: Obj | None, olds: list[Obj], *, created: bool) -> None:
         sets = [*olds, *([new] if new is not None else [])]
@@ -277,22 +308,35 @@ class DeploymentController(Controller):
             status["collisionCount"] = old["collisionCount"]
         conditions = {c["type"]: c for c in old.get("conditions") or ()}
         if available >= replicas - unavailable:
-            _set_condition(conditions, "Available", "True", "MinimumReplicasAvailable",
-                           "Deployment has minimum availability.")
+            _set_condition(
+                conditions, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."
+            )
         else:
-            _set_condition(conditions, "Available", "False", "MinimumReplicasUnavailable",
-                           "Deployment does not have minimum availability.")
+            _set_condition(
+                conditions,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )
         if new is not None:
             name = new["metadata"]["name"]
             if self._complete(d, new, olds):
-                _set_condition(conditions, "Progressing", "True", "NewReplicaSetAvailable",
-                               f'ReplicaSet "{name}" has successfully progressed.')
+                _set_condition(
+                    conditions,
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{name}" has successfully progressed.',
+                )
             elif created:
-                _set_condition(conditions, "Progressing", "True", "NewReplicaSetCreated",
-                               f'Created new replica set "{name}"')
+                _set_condition(
+                    conditions, "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{name}"'
+                )
             else:
-                _set_condition(conditions, "Progressing", "True", "ReplicaSetUpdated",
-                               f'ReplicaSet "{name}" is progressing.')
+                _set_condition(
+                    conditions, "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.'
+                )
         status["conditions"] = [conditions[t] for t in ("Available", "Progressing") if t in conditions]
         if status != old:
             await self.client.update(DEPLOYMENTS, {**d, "status": status}, subresource="status")
@@ -301,9 +345,18 @@ class DeploymentController(Controller):
 def _set_condition(conditions: dict[str, Obj], type_: str, status: str, reason: str, message: str) -> None:
     current = conditions.get(type_)
     if current is not None and (current.get("status"), current.get("reason"), current.get("message")) == (
-            status, reason, message):
+        status,
+        reason,
+        message,
+    ):
         return
     now = now_rfc3339()
     transition = current["lastTransitionTime"] if current is not None and current.get("status") == status else now
-    conditions[type_] = {"type": type_, "status": status, "reason": reason, "message": message,
-                         "lastUpdateTime": now, "lastTransitionTime": transition}
+    conditions[type_] = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastUpdateTime": now,
+        "lastTransitionTime": transition,
+    }

@@ -38,7 +38,8 @@ def _resolve_port(service_port: Mapping[str, Any], pod: Mapping[str, Any]) -> in
     for container in (pod.get("spec") or {}).get("containers") or ():
         for port in container.get("ports") or ():
             if port.get("name") == target and (port.get("protocol") or "TCP") == (
-                    service_port.get("protocol") or "TCP"):
+                service_port.get("protocol") or "TCP"
+            ):
                 return int(port["containerPort"])
     return None
 
@@ -80,8 +81,10 @@ def endpoint_subsets(service: Mapping[str, Any], pods: list[Mapping[str, Any]]) 
         if not_ready:
             subset["notReadyAddresses"] = not_ready
         if ports_key:
-            subset["ports"] = [{**({"name": name} if name else {}), "port": port, "protocol": protocol}
-                               for name, port, protocol in ports_key]
+            subset["ports"] = [
+                {**({"name": name} if name else {}), "port": port, "protocol": protocol}
+                for name, port, protocol in ports_key
+            ]
         subsets.append(subset)
     return subsets
 
@@ -98,9 +101,12 @@ class EndpointsController(Controller):
     def _services_of_pod(self, pod: Mapping[str, Any]) -> list[str]:
         namespace = pod["metadata"].get("namespace", "")
         labels = pod["metadata"].get("labels") or {}
-        return [object_key(svc) for svc in self.services.by_index("namespace", namespace)
-                if (selector := (svc.get("spec") or {}).get("selector"))
-                and label_selector_from_map(selector).matches(labels)]
+        return [
+            object_key(svc)
+            for svc in self.services.by_index("namespace", namespace)
+            if (selector := (svc.get("spec") or {}).get("selector"))
+            and label_selector_from_map(selector).matches(labels)
+        ]
 
     async def reconcile(self, key: str) -> None:
         namespace, _, name = key.partition("/")
@@ -114,22 +120,26 @@ class EndpointsController(Controller):
         if not selector:
             return  # endpoints of a selector-less Service are managed by hand
         match = label_selector_from_map(selector)
-        pods = [p for p in self.pods.by_index("namespace", namespace)
-                if match.matches(p["metadata"].get("labels") or {})]
+        pods = [
+            p for p in self.pods.by_index("namespace", namespace) if match.matches(p["metadata"].get("labels") or {})
+        ]
         subsets = endpoint_subsets(service, pods)
         labels = dict(service["metadata"].get("labels") or {})
         if current is None:
-            await self.client.create(ENDPOINTS, {"metadata": {"name": name, "namespace": namespace, "labels": labels},
-                                                 "subsets": subsets})
+            await self.client.create(
+                ENDPOINTS, {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "subsets": subsets}
+            )
         elif (current.get("subsets") or []) != subsets or (current["metadata"].get("labels") or {}) != labels:
-            await self.client.update(ENDPOINTS, {**current, "metadata": {**current["metadata"], "labels": labels},
-                                                 "subsets": subsets})
+            await self.client.update(
+                ENDPOINTS, {**current, "metadata": {**current["metadata"], "labels": labels}, "subsets": subsets}
+            )
 
     async def _delete(self, endpoints: Mapping[str, Any]) -> None:
         meta = endpoints["metadata"]
         try:
-            await self.client.delete(ENDPOINTS, meta["name"], namespace=meta["namespace"],
-                                     preconditions={"uid": meta["uid"]})
+            await self.client.delete(
+                ENDPOINTS, meta["name"], namespace=meta["namespace"], preconditions={"uid": meta["uid"]}
+            )
         except ApiStatusError as exc:
             if not exc.not_found:
                 raise

@@ -58,6 +58,7 @@ class GarbageCollector(Controller):
             meta = obj["metadata"]
             if meta.get("ownerReferences") or {FOREGROUND, ORPHAN} & set(meta.get("finalizers") or ()):
                 self.queue.add(f"{rt.plural}|{object_key(obj)}")
+
         return handler
 
     def _updated(self, rt: ResourceType) -> Callable[[Obj, Obj], None]:
@@ -67,6 +68,7 @@ class GarbageCollector(Controller):
             changed(new)
             if new["metadata"].get("deletionTimestamp"):
                 self._enqueue_owners(new)  # an owner waiting in foreground may be unblocked soon
+
         return handler
 
     def _deleted(self, rt: ResourceType) -> Callable[[Obj], None]:
@@ -74,6 +76,7 @@ class GarbageCollector(Controller):
             self._enqueue_owners(obj)
             for dependent_rt, dependent in self._dependents(obj["metadata"]["uid"]):
                 self.queue.add(f"{dependent_rt.plural}|{object_key(dependent)}")
+
         return handler
 
     def _enqueue_owners(self, obj: Mapping[str, Any]) -> None:
@@ -117,11 +120,12 @@ class GarbageCollector(Controller):
             log.info("deleting %s %s: owners gone (%s)", rt.plural, object_key(obj), policy)
             await self._delete(rt, obj, policy=policy)
         elif absent:
-            await patch_metadata(self.client, rt, obj,
-                                 ownerReferences=[r for r in meta["ownerReferences"] if r not in absent])
+            await patch_metadata(
+                self.client, rt, obj, ownerReferences=[r for r in meta["ownerReferences"] if r not in absent]
+            )
 
     async def _owner_state(self, ref: Mapping[str, Any], namespace: str | None) -> str:
-        """"solid" (alive), "waiting" (deleting in foreground, waits for its dependents) or "absent"."""
+        """ "solid" (alive), "waiting" (deleting in foreground, waits for its dependents) or "absent"."""
         owner_rt = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
         if owner_rt is None or owner_rt.plural not in self.watched:
             return "solid"  # a kind we do not serve: never collect on a guess
@@ -129,8 +133,9 @@ class GarbageCollector(Controller):
         owner = cached[0] if cached else None
         if owner is None:
             try:
-                owner = await self.client.get(owner_rt, ref["name"],
-                                              namespace=namespace if owner_rt.namespaced else None)
+                owner = await self.client.get(
+                    owner_rt, ref["name"], namespace=namespace if owner_rt.namespaced else None
+                )
             except ApiStatusError as exc:
                 if exc.not_found:
                     return "absent"
@@ -167,8 +172,13 @@ class GarbageCollector(Controller):
     async def _delete(self, rt: ResourceType, obj: Mapping[str, Any], *, policy: str) -> None:
         meta = obj["metadata"]
         try:
-            await self.client.delete(rt, meta["name"], namespace=meta.get("namespace"), propagation_policy=policy,
-                                     preconditions={"uid": meta["uid"]})
+            await self.client.delete(
+                rt,
+                meta["name"],
+                namespace=meta.get("namespace"),
+                propagation_policy=policy,
+                preconditions={"uid": meta["uid"]},
+            )
         except ApiStatusError as exc:
             if not exc.not_found:
                 raise

@@ -58,8 +58,9 @@ class NamespaceController(Controller):
                 if item["metadata"].get("deletionTimestamp"):
                     continue
                 try:
-                    await self.client.delete(rt, item["metadata"]["name"], namespace=namespace,
-                                             propagation_policy="Background")
+                    await self.client.delete(
+                        rt, item["metadata"]["name"], namespace=namespace, propagation_policy="Background"
+                    )
                 except ApiStatusError as exc:
                     if not exc.not_found:
                         raise

@@ -43,8 +43,9 @@ Obj = dict[str, Any]
 def eviction_delay(pod: Mapping[str, Any], taint: Taint, *, default: float) -> float | None:
     """Seconds a pod may stay on a node with `taint` (None: tolerated for ever)."""
     for raw in (pod.get("spec") or {}).get("tolerations") or ():
-        toleration = Toleration(raw.get("key", ""), raw.get("operator", "Equal"), raw.get("value", ""),
-                                raw.get("effect", ""))
+        toleration = Toleration(
+            raw.get("key", ""), raw.get("operator", "Equal"), raw.get("value", ""), raw.get("effect", "")
+        )
         if toleration.tolerates(taint):
             seconds = raw.get("tolerationSeconds")
             return None if seconds is None else max(0.0, float(seconds))
@@ -114,16 +115,24 @@ class NodeLifecycleController(Controller):
         changed = False
         for cond in conditions:
             if cond.get("type") in _STATUS_CONDITIONS and cond.get("status") != "Unknown":
-                cond.update(status="Unknown", reason="NodeStatusUnknown", lastTransitionTime=now,
-                            message="Kubelet stopped posting node status.")
+                cond.update(
+                    status="Unknown",
+                    reason="NodeStatusUnknown",
+                    lastTransitionTime=now,
+                    message="Kubelet stopped posting node status.",
+                )
                 changed = True
         if changed:
-            node = await self.client.update(NODES, {**node, "status": {**status, "conditions": conditions}},
-                                            subresource="status")
+            node = await self.client.update(
+                NODES, {**node, "status": {**status, "conditions": conditions}}, subresource="status"
+            )
             await self.recorder.record(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
         taints = list((node.get("spec") or {}).get("taints") or ())
-        missing = [effect for effect in ("NoSchedule", "NoExecute")
-                   if not any(t.get("key") == UNREACHABLE_TAINT and t.get("effect") == effect for t in taints)]
+        missing = [
+            effect
+            for effect in ("NoSchedule", "NoExecute")
+            if not any(t.get("key") == UNREACHABLE_TAINT and t.get("effect") == effect for t in taints)
+        ]
         if missing:
             taints += [{"key": UNREACHABLE_TAINT, "effect": effect, "timeAdded": now} for effect in missing]
             node = await self.client.update(NODES, {**node, "spec": {**(node.get("spec") or {}), "taints": taints}})
@@ -144,8 +153,14 @@ class NodeLifecycleController(Controller):
 
     async def _evict(self, node: Mapping[str, Any]) -> None:
         """Delete the pods whose toleration of the NoExecute taint ran out; look again at the next expiry."""
-        raw = next((t for t in (node.get("spec") or {}).get("taints") or ()
-                    if t.get("key") == UNREACHABLE_TAINT and t.get("effect") == "NoExecute"), None)
+        raw = next(
+            (
+                t
+                for t in (node.get("spec") or {}).get("taints") or ()
+                if t.get("key") == UNREACHABLE_TAINT and t.get("effect") == "NoExecute"
+            ),
+            None,
+        )
         if raw is None:
             return
         taint = Taint(UNREACHABLE_TAINT, raw.get("value", ""), "NoExecute")
@@ -168,8 +183,9 @@ class NodeLifecycleController(Controller):
     async def _delete_pod(self, pod: Mapping[str, Any]) -> None:
         meta = pod["metadata"]
         try:
-            await self.client.delete(PODS, meta["name"], namespace=meta["namespace"],
-                                     preconditions={"uid": meta["uid"]})
+            await self.client.delete(
+                PODS, meta["name"], namespace=meta["namespace"], preconditions={"uid": meta["uid"]}
+            )
         except ApiStatusError as exc:
             if not exc.not_found:
                 raise

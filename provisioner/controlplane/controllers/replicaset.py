@@ -75,8 +75,11 @@ class ReplicaSetController(Controller):
         if ref is not None:
             return [f"{namespace}/{ref['name']}"] if ref.get("kind") == "ReplicaSet" else []
         labels = pod["metadata"].get("labels") or {}
-        return [object_key(rs) for rs in self.sets.by_index("namespace", namespace)
-                if label_selector_from_dict(rs["spec"].get("selector")).matches(labels)]
+        return [
+            object_key(rs)
+            for rs in self.sets.by_index("namespace", namespace)
+            if label_selector_from_dict(rs["spec"].get("selector")).matches(labels)
+        ]
 
     def _pod_added(self, pod: dict[str, Any]) -> None:
         if pod["metadata"].get("deletionTimestamp"):
@@ -105,8 +108,9 @@ class ReplicaSetController(Controller):
             return
         namespace = rs["metadata"]["namespace"]
         selector = label_selector_from_dict(rs["spec"].get("selector"))
-        owned = await claim(self.client, PODS, owner=rs, selector=selector,
-                            candidates=self.pods.by_index("namespace", namespace))
+        owned = await claim(
+            self.client, PODS, owner=rs, selector=selector, candidates=self.pods.by_index("namespace", namespace)
+        )
         active = [pod for pod in owned if is_active(pod)]
         if self.expectations.satisfied(key) and not rs["metadata"].get("deletionTimestamp"):
             diff = len(active) - int(rs["spec"].get("replicas", 1))
@@ -129,10 +133,17 @@ class ReplicaSetController(Controller):
                 self.expectations.observed_add(object_key(pod))
             created = len(pods) - len(failures)
             if created:
-                await self.recorder.record(rs, "Normal", "SuccessfulCreate",
-                                           f"Created {created} pod(s): " + ", ".join(
-                                               p["metadata"]["name"] for p, r in zip(pods, results, strict=True)
-                                               if not isinstance(r, BaseException)))
+                await self.recorder.record(
+                    rs,
+                    "Normal",
+                    "SuccessfulCreate",
+                    f"Created {created} pod(s): "
+                    + ", ".join(
+                        p["metadata"]["name"]
+                        for p, r in zip(pods, results, strict=True)
+                        if not isinstance(r, BaseException)
+                    ),
+                )
             if failures:
                 error = failures[0][1]
                 await self.recorder.record(rs, "Warning", "FailedCreate", f"Error creating: {error}")
@@ -157,8 +168,15 @@ class ReplicaSetController(Controller):
         key = object_key(rs)
         self.expectations.expect_deletes(key, [object_key(p) for p in pods])
         results = await asyncio.gather(
-            *(self.client.delete(PODS, p["metadata"]["name"], namespace=p["metadata"]["namespace"],
-                                 preconditions={"uid": p["metadata"]["uid"]}) for p in pods),
+            *(
+                self.client.delete(
+                    PODS,
+                    p["metadata"]["name"],
+                    namespace=p["metadata"]["namespace"],
+                    preconditions={"uid": p["metadata"]["uid"]},
+                )
+                for p in pods
+            ),
             return_exceptions=True,
         )
         for pod, result in zip(pods, results, strict=True):
@@ -181,7 +199,8 @@ class ReplicaSetController(Controller):
             **old,
             "replicas": len(active),
             "fullyLabeledReplicas": sum(
-                1 for p in active if template_labels.items() <= (p["metadata"].get("labels") or {}).items()),
+                1 for p in active if template_labels.items() <= (p["metadata"].get("labels") or {}).items()
+            ),
             "readyReplicas": len(ready),
             "availableReplicas": len(available),
             "observedGeneration": rs["metadata"].get("generation", 0),
