@@ -29,7 +29,7 @@ __all__ = ["Attempt", "Runtime"]
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT = 10.0
-_POLL = 0.05
+_POLL = 0.01
 _ADOPTED_POLL = 0.5
 
 

@@ -11,7 +11,6 @@ container it did not start ended.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -35,19 +34,29 @@ def _write_json(path: Path, data: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+def _parse(argv: list[str]) -> tuple[Path, list[str], str | None, list[str]]:
+    """ATTEMPT_DIR [--cgroup-procs FILE]... [--cwd DIR] -- ARGV... (no argparse: it costs start-up time)."""
+    attempt, rest = Path(argv[0]), argv[1:]
+    procs: list[str] = []
+    cwd = None
+    while rest and rest[0] != "--":
+        option, value, rest = rest[0], rest[1], rest[2:]
+        if option == "--cgroup-procs":
+            procs.append(value)
+        elif option == "--cwd":
+            cwd = value
+        else:
+            raise SystemExit(f"shim: unknown option {option}")
+    return attempt, procs, cwd, rest[1:]
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("attempt_dir", type=Path)
-    parser.add_argument("--cgroup-procs", action="append", default=[])
-    parser.add_argument("--cwd")
-    parser.add_argument("command", nargs="+")
-    args = parser.parse_args(argv)
+    attempt, cgroup_procs, cwd, command = _parse(argv)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    attempt: Path = args.attempt_dir
 
     def join_cgroups() -> None:
-        for procs in args.cgroup_procs:
+        for procs in cgroup_procs:
             with open(procs, "w") as f:
                 f.write(str(os.getpid()))
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -56,11 +65,11 @@ def main(argv: list[str]) -> int:
     with open(attempt / LOG_FILE, "ab", buffering=0) as log:
         try:
             child = subprocess.Popen(
-                args.command, cwd=args.cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True, preexec_fn=join_cgroups,
             )
         except OSError as exc:
-            message = f"failed to start container command {args.command[0]!r}: {exc.strerror or exc}"
+            message = f"failed to start container command {command[0]!r}: {exc.strerror or exc}"
             log.write(f"{message}\n".encode())
             code = 126 if isinstance(exc, PermissionError) else 127
             _write_json(attempt / EXIT_FILE, {"exitCode": code, "reason": "StartError", "message": message,

@@ -259,7 +259,6 @@ class PodWorker:
                                                                          or []))
         except OSError as exc:
             self.event("Warning", "LimitsNotEnforced", f"pod cgroup could not be set up: {exc}")
-        self.report()
         async with asyncio.TaskGroup() as group:
             runners = [group.create_task(r.run(), name=f"{self.key}/{r.name}") for r in self.runners]
             group.create_task(self._terminate_on_request(runners), name=f"{self.key}/terminate")
