@@ -53,19 +53,32 @@ def _matches(w: WatchRequest, obj: Obj | None) -> bool:
     return (w.labels is None or w.labels.matches(labels)) and (w.fields is None or w.fields.matches(obj))
 
 
-def _translate(w: WatchRequest, event: WatchEvent) -> tuple[str, Obj] | None:
-    """The API event for a store event as this watcher's selectors see it, or None to skip it."""
+def _translate(w: WatchRequest, event: WatchEvent) -> tuple[str, str] | None:
+    """(API event type, "value" or "prev") for a store event as this watcher's selectors see it; None to skip."""
     if event.type == "PUT":
-        new, old = event.value, event.prev
-        now, before = _matches(w, new), _matches(w, old)
-        if now and new is not None:
-            return ("MODIFIED" if before else "ADDED"), with_rv(new, event.rev)
-        if before and old is not None:
-            return "DELETED", with_rv(old, event.rev)
+        now, before = _matches(w, event.value), _matches(w, event.prev)
+        if now:
+            return ("MODIFIED" if before else "ADDED"), "value"
+        if before:
+            return "DELETED", "prev"
         return None
-    if event.type == "DELETE" and _matches(w, event.prev) and event.prev is not None:
-        return "DELETED", with_rv(event.prev, event.rev)
+    if event.type == "DELETE" and _matches(w, event.prev):
+        return "DELETED", "prev"
     return None
+
+
+def _object_of(event: WatchEvent, which: str) -> Obj:
+    obj = event.value if which == "value" else event.prev
+    assert obj is not None
+    return with_rv(obj, event.rev)
+
+
+def _encoded(event: WatchEvent, which: str) -> bytes:
+    """The object's JSON, serialized once per event however many watchers send it."""
+    data = event.memo.get(which)
+    if data is None:
+        data = event.memo[which] = json.dumps(_object_of(event, which), separators=(",", ":")).encode()
+    return data
 
 
 class _Stream:
@@ -78,6 +91,13 @@ class _Stream:
         line = json.dumps({"type": kind, "object": body}, separators=(",", ":")).encode() + b"\n"
         await self._response.write(line)
         self.last_rv = max(self.last_rv, rev)
+
+    async def send_event(self, kind: str, event: WatchEvent, which: str) -> None:
+        if self._w.render is not None:
+            await self.send(kind, _object_of(event, which), event.rev)
+            return
+        await self._response.write(b'{"type":"' + kind.encode() + b'","object":' + _encoded(event, which) + b"}\n")
+        self.last_rv = max(self.last_rv, event.rev)
 
     async def bookmark(self) -> None:
         obj = {"kind": self._w.rt.kind, "apiVersion": self._w.rt.api_version,
@@ -140,7 +160,7 @@ async def serve_watch(request: web.Request, w: WatchRequest, *, registry: Regist
                 break
             translated = _translate(w, item)
             if translated is not None:
-                await stream.send(translated[0], translated[1], item.rev)
+                await stream.send_event(translated[0], item, translated[1])
     except ConnectionResetError:
         log.debug("watch client of %s went away", w.rt.plural)
     finally:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import grpc
@@ -57,6 +57,8 @@ class WatchEvent:
     key: str = ""
     value: dict[str, Any] | None = None  # new value (PUT)
     prev: dict[str, Any] | None = None  # value before the change, when etcd still has it
+    # Serialized forms computed once and shared by every watcher of this event (see apiserver.watch).
+    memo: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _unavailable(error: grpc.aio.AioRpcError) -> Exception:
