@@ -11,6 +11,7 @@ outside the lock.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ __all__ = ["CloudState", "ClusterRecord", "NodeRecord", "VolumeRecord", "default
 
 @dataclass(frozen=True)
 class NodeRecord:
-    """A VM as the driver left it; `state` is what was asked for ("booting", "running", "stopped")."""
+    """A VM as the driver left it; `state` is what was asked for ("creating", "booting", "running", "stopped")."""
 
     name: str
     cluster: str
@@ -68,11 +69,12 @@ class CloudState:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._threads = threading.Lock()  # file locks exclude processes, not threads of one process
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with fasteners.InterProcessLock(str(self.root / ".lock")):
+        with self._threads, fasteners.InterProcessLock(str(self.root / ".lock")):
             yield
 
     def node_dir(self, name: str) -> Path:

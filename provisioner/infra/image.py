@@ -1,13 +1,14 @@
-"""The local cloud's machine image, built in two cached layers so that a code change costs seconds, not minutes.
+"""The local cloud's machine image, built in three cached layers so that a code change costs seconds, not minutes.
 
 Layer 1, `rootfs-<hash>/`: a debootstrap of Debian 12 with every package a cluster machine needs and the
-guest files of `guest.py`. Its hash covers the package list, mirror, suite, guest files and `ROOTFS_VERSION`.
-Layer 2, `image-<hash>/`: an overlay on layer 1 holding a wheelhouse of the project and its dependencies and
-a venv at /opt/provisioner/venv built from it (so VMs never need the network), turned into an ext4 disk with
-`mkfs.ext4 -d`, next to the kernel and initrd for direct boot. Its hash covers layer 1, the project's source
-files and `IMAGE_VERSION`.
+guest files of `guest.py`; its hash covers the package list, mirror, suite, guest files and `ROOTFS_VERSION`.
+Layer 2, `deps-<hash>/`: an overlayfs upper directory over layer 1 holding a wheelhouse of the project's
+dependencies and a venv at /opt/provisioner/venv with them installed (so VMs never need the network); its hash
+adds pyproject.toml. Layer 3, `image-<hash>/`: the project's own wheel installed into that venv (no
+dependencies), the whole tree turned into an ext4 disk with `mkfs.ext4 -d`, next to the kernel and initrd for
+direct boot; its hash adds every file of the package.
 
-Both layers are built in a temporary directory and renamed into place, so a crash never leaves a half image.
+Layers are built in a temporary directory and renamed into place, so a crash never leaves half a layer.
 Builds are serialised by a lock file in the cache; the cache is shared by every `$PROVISIONER_HOME`.
 """
 
@@ -42,7 +43,8 @@ __all__ = [
 ]
 
 ROOTFS_VERSION = "1"
-IMAGE_VERSION = "1"
+DEPS_VERSION = "1"
+IMAGE_VERSION = "2"
 SUITE = "bookworm"
 DISK_SIZE = "3G"
 VENV = "/opt/provisioner/venv"
@@ -79,6 +81,7 @@ class ImageInputs:
 
     mirror: str
     packages: tuple[str, ...]
+    pyproject_hash: str
     project_hash: str
 
     @property
@@ -87,8 +90,12 @@ class ImageInputs:
         return _digest(ROOTFS_VERSION, SUITE, self.mirror, self.packages, files, guest.DISABLED_UNITS)[:16]
 
     @property
+    def deps_hash(self) -> str:
+        return _digest(DEPS_VERSION, self.rootfs_hash, self.pyproject_hash)[:16]
+
+    @property
     def image_hash(self) -> str:
-        return _digest(IMAGE_VERSION, self.rootfs_hash, self.project_hash, DISK_SIZE)[:16]
+        return _digest(IMAGE_VERSION, self.deps_hash, self.project_hash, DISK_SIZE)[:16]
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,11 @@ def image_cache_dir() -> Path:
 
 
 def current_inputs() -> ImageInputs:
-    return ImageInputs(mirror=_apt_mirror(), packages=PACKAGES, project_hash=_project_hash(_project_root()))
+    root = _project_root()
+    pyproject = hashlib.sha256((root / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    return ImageInputs(
+        mirror=_apt_mirror(), packages=PACKAGES, pyproject_hash=pyproject, project_hash=_project_hash(root)
+    )
 
 
 def list_images(cache: Path | None = None) -> list[Image]:
@@ -155,11 +166,16 @@ def build_image(*, cache: Path | None = None, progress: Progress = lambda _: Non
             progress(f"rootfs {inputs.rootfs_hash}: cached")
         else:
             _build_rootfs(rootfs, inputs=inputs, progress=progress)
+        deps = root / f"deps-{inputs.deps_hash}"
+        if deps.is_dir():
+            progress(f"deps {inputs.deps_hash}: cached")
+        else:
+            _build_deps(deps, rootfs=rootfs, inputs=inputs, progress=progress)
         directory = root / f"image-{inputs.image_hash}"
         if (directory / "image.json").is_file():
             progress(f"image {inputs.image_hash}: cached")
         else:
-            _build_layer(directory, rootfs=rootfs, inputs=inputs, progress=progress)
+            _build_image(directory, lower=[deps, rootfs], inputs=inputs, progress=progress)
     return _load(directory)
 
 
@@ -188,36 +204,62 @@ def _build_rootfs(target: Path, *, inputs: ImageInputs, progress: Progress) -> N
     tmp.rename(target)
 
 
-def _build_layer(target: Path, *, rootfs: Path, inputs: ImageInputs, progress: Progress) -> None:
+def _build_deps(target: Path, *, rootfs: Path, inputs: ImageInputs, progress: Progress) -> None:
+    """The venv with every dependency, kept as the upper directory of an overlay on the rootfs."""
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    merged = tmp / "merged"
     try:
-        progress(f"image {inputs.image_hash}: wheelhouse of the project and its dependencies")
+        progress(f"deps {inputs.deps_hash}: wheelhouse of the project's dependencies")
         wheels = tmp / "wheels"
         _run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wheels), str(_project_root())], progress=progress)
-        with _overlay(lower=rootfs, scratch=tmp, merged=merged):
+        for own in wheels.glob("provisioner-*.whl"):
+            own.unlink()
+        with _overlay(lower=[rootfs], scratch=tmp) as merged:
             shutil.copytree(wheels, merged / WHEELHOUSE.lstrip("/"))
-            progress(f"image {inputs.image_hash}: venv {VENV}")
-            pip = [f"{VENV}/bin/pip", "install", "-q", "--no-index", "--find-links", WHEELHOUSE, "provisioner"]
+            progress(f"deps {inputs.deps_hash}: venv {VENV}")
             with _mounted_proc(merged):
                 _chroot(merged, "python3", "-m", "venv", VENV, progress=progress)
-                _chroot(merged, *pip, progress=progress)
+                _pip_install(
+                    merged, [f"{WHEELHOUSE}/{w.name}" for w in sorted(wheels.glob("*.whl"))], progress=progress
+                )
+        (tmp / "upper").rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_image(target: Path, *, lower: list[Path], inputs: ImageInputs, progress: Progress) -> None:
+    """The project's wheel on top of the dependency layer, as a bootable ext4 disk plus kernel and initrd."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        progress(f"image {inputs.image_hash}: the project's wheel")
+        wheels = tmp / "wheels"
+        _run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(_project_root())],
+            progress=progress,
+        )
+        (wheel,) = wheels.glob("provisioner-*.whl")
+        with _overlay(lower=lower, scratch=tmp) as merged:
+            shutil.copy(wheel, merged / WHEELHOUSE.lstrip("/"))
+            with _mounted_proc(merged):
+                _pip_install(merged, [f"{WHEELHOUSE}/{wheel.name}"], progress=progress)
             progress(f"image {inputs.image_hash}: mkfs.ext4 -d")
-            disk = tmp / "disk.raw"
-            _run(["mkfs.ext4", "-q", "-L", "pvroot", "-d", str(merged), str(disk), DISK_SIZE], progress=progress)
+            _run(
+                ["mkfs.ext4", "-q", "-L", "pvroot", "-d", str(merged), str(tmp / "disk.raw"), DISK_SIZE],
+                progress=progress,
+            )
             shutil.copyfile((merged / "vmlinuz").resolve(), tmp / "vmlinuz")
             shutil.copyfile((merged / "initrd.img").resolve(), tmp / "initrd.img")
-        shutil.rmtree(tmp / "upper")
-        shutil.rmtree(tmp / "work")
-        shutil.rmtree(wheels)
-        merged.rmdir()
+        for scratch in ("upper", "work", "wheels", "merged"):
+            shutil.rmtree(tmp / scratch)
         meta = {
             "hash": inputs.image_hash,
             "created": time.time(),
             "inputs": {
                 "rootfs": inputs.rootfs_hash,
+                "deps": inputs.deps_hash,
                 "suite": SUITE,
                 "mirror": inputs.mirror,
                 "packages": list(inputs.packages),
@@ -232,15 +274,15 @@ def _build_layer(target: Path, *, rootfs: Path, inputs: ImageInputs, progress: P
 
 
 @contextmanager
-def _overlay(*, lower: Path, scratch: Path, merged: Path) -> Iterator[None]:
-    """The rootfs layer stays read-only: everything layer 2 writes lands in `scratch/upper`."""
-    for d in ("upper", "work"):
+def _overlay(*, lower: list[Path], scratch: Path) -> Iterator[Path]:
+    """Cached layers stay read-only: everything written in the merged tree lands in `scratch/upper`."""
+    for d in ("upper", "work", "merged"):
         (scratch / d).mkdir()
-    merged.mkdir()
-    opts = f"lowerdir={lower},upperdir={scratch / 'upper'},workdir={scratch / 'work'}"
+    merged = scratch / "merged"
+    opts = f"lowerdir={':'.join(map(str, lower))},upperdir={scratch / 'upper'},workdir={scratch / 'work'}"
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)], check=True)
     try:
-        yield
+        yield merged
     finally:
         subprocess.run(["umount", str(merged)], check=True)
 
@@ -254,6 +296,21 @@ def _mounted_proc(root: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", str(proc)], check=True)
+
+
+def _pip_install(root: Path, wheels: list[str], *, progress: Progress) -> None:
+    """Install exactly these wheels into the image's venv: offline, no resolver, no pip cache left in the layer."""
+    _chroot(
+        root,
+        f"{VENV}/bin/pip",
+        "install",
+        "-q",
+        "--no-cache-dir",
+        "--no-index",
+        "--no-deps",
+        *wheels,
+        progress=progress,
+    )
 
 
 def _chroot(root: Path, *argv: str, progress: Progress) -> None:

@@ -51,6 +51,7 @@ class LocalNodeDriver(NodeDriver):
     website = "https://www.qemu.org/"
     features = {"create_node": ["ssh_key"]}
     NODE_STATE_MAP = {
+        "creating": NodeState.PENDING,
         "booting": NodeState.PENDING,
         "running": NodeState.RUNNING,
         "stopped": NodeState.STOPPED,
@@ -107,8 +108,8 @@ class LocalNodeDriver(NodeDriver):
             raise ProvisionerError(f"invalid VM name {name!r}", hint="use a DNS label: lowercase letters, digits, '-'")
         shape = size_named(size.id if isinstance(size, NodeSize) else size)
         built = find_image(image.id if isinstance(image, NodeImage) else image, cache=self._images)
-        authorized_key = auth.pubkey if auth else ensure_operator_key(self._operator_key)
         with self._state.lock():
+            authorized_key = auth.pubkey if auth else ensure_operator_key(self._operator_key)
             if self._state.node(name):
                 raise ProvisionerError(f"a local VM named {name!r} already exists", hint="destroy it or pick a name")
             cluster = self._cluster(ex_cluster)
@@ -119,7 +120,7 @@ class LocalNodeDriver(NodeDriver):
             }
             host = min(set(range(_FIRST_HOST, 255)) - used)
             record = NodeRecord(
-                name=name, cluster=ex_cluster, size=shape.name, image=built.hash, state="booting",
+                name=name, cluster=ex_cluster, size=shape.name, image=built.hash, state="creating",
                 ssh_port=free_port(), ports={str(p): free_port() for p in ex_ports},
                 lab_address=labnet.lab_address(cluster.index, host), lab_mac=labnet.lab_mac(cluster.index, host),
                 machine_id=uuid.uuid4().hex, host_key="", created=time.time(),
@@ -137,7 +138,7 @@ class LocalNodeDriver(NodeDriver):
                 lab_mac=record.lab_mac, host_key=host_key,
             )  # fmt: skip
             write_seed(spec.seed, identity)
-            record = replace(record, pid=launch(spec))
+            record = replace(record, state="booting", pid=launch(spec))
             self._state.save_node(record)
         except BaseException:
             self._remove(record)
@@ -363,13 +364,14 @@ class LocalNodeDriver(NodeDriver):
     def _to_node(self, record: NodeRecord, probe: bool = True) -> Node:
         files = self._state.node_dir(record.name)
         state = record.state
-        if state != "stopped" and not process_matches(record.pid, files / "qmp.sock"):
+        if state not in ("stopped", "creating") and not process_matches(record.pid, files / "qmp.sock"):
             state = "crashed"
         elif state == "booting" and probe and ssh_banner(record.ssh_port, timeout=2.0):
             state = "running"
-            current = self._state.node(record.name)
-            if current is not None and current.state == "booting":
-                self._state.save_node(replace(current, state="running"))
+            with self._state.lock():
+                current = self._state.node(record.name)
+                if current is not None and current.state == "booting":
+                    self._state.save_node(replace(current, state="running"))
         extra = {
             "cluster": record.cluster,
             "ssh_host": "127.0.0.1",

@@ -66,20 +66,30 @@ def test_sizes_are_listed_as_libcloud_node_sizes_with_vcpus(driver: LocalNodeDri
     assert (small.ram, small.disk, small.extra["vcpus"]) == (1024, 8, 1)
 
 
-def test_project_change_rebuilds_only_the_last_image_layer() -> None:
-    base = ImageInputs(mirror="http://deb.debian.org/debian", packages=("python3",), project_hash="a")
-    changed = dataclasses.replace(base, project_hash="b")
-    assert changed.rootfs_hash == base.rootfs_hash
-    assert changed.image_hash != base.image_hash
+BASE_INPUTS = ImageInputs(
+    mirror="http://deb.debian.org/debian", packages=("python3",), pyproject_hash="p", project_hash="a"
+)
 
 
-def test_package_or_mirror_change_rebuilds_the_rootfs_layer() -> None:
-    base = ImageInputs(mirror="http://deb.debian.org/debian", packages=("python3",), project_hash="a")
-    for other in (
-        dataclasses.replace(base, packages=("python3", "curl")),
-        dataclasses.replace(base, mirror="http://m"),
-    ):
-        assert other.rootfs_hash != base.rootfs_hash and other.image_hash != base.image_hash
+def test_code_change_rebuilds_only_the_last_image_layer() -> None:
+    changed = dataclasses.replace(BASE_INPUTS, project_hash="b")
+    assert (changed.rootfs_hash, changed.deps_hash) == (BASE_INPUTS.rootfs_hash, BASE_INPUTS.deps_hash)
+    assert changed.image_hash != BASE_INPUTS.image_hash
+
+
+def test_dependency_change_rebuilds_the_venv_layer_but_not_the_rootfs() -> None:
+    changed = dataclasses.replace(BASE_INPUTS, pyproject_hash="q")
+    assert changed.rootfs_hash == BASE_INPUTS.rootfs_hash
+    assert changed.deps_hash != BASE_INPUTS.deps_hash and changed.image_hash != BASE_INPUTS.image_hash
+
+
+@pytest.mark.parametrize(
+    "change", [{"packages": ("python3", "curl")}, {"mirror": "http://m"}], ids=["packages", "mirror"]
+)
+def test_package_or_mirror_change_rebuilds_every_layer(change: dict[str, object]) -> None:
+    other = dataclasses.replace(BASE_INPUTS, **change)  # type: ignore[arg-type]
+    assert other.rootfs_hash != BASE_INPUTS.rootfs_hash
+    assert other.deps_hash != BASE_INPUTS.deps_hash and other.image_hash != BASE_INPUTS.image_hash
 
 
 def test_missing_image_error_says_how_to_build_one(tmp_path: Path) -> None:
