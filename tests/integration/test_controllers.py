@@ -543,7 +543,7 @@ def _taints(api: client.ApiClient, node: str) -> set[tuple[str, str]]:
 
 
 def test_silent_node_is_tainted_and_its_pods_evicted_then_untainted(
-    api: client.ApiClient, ns: str, fake_node: FakeNode
+    api: client.ApiClient, kubectl: Kubectl, ns: str, fake_node: FakeNode
 ) -> None:
     core = client.CoreV1Api(api)
     unreachable = "node.kubernetes.io/unreachable"
@@ -562,6 +562,24 @@ def test_silent_node_is_tainted_and_its_pods_evicted_then_untainted(
                 spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="img")], tolerations=toleration),
             ),
         )
+    replicated = json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": "replicated"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "replicated"}},
+                "template": {
+                    "metadata": {"labels": {"app": "replicated"}},
+                    "spec": {"containers": [{"name": "c", "image": "img"}]},
+                },
+            },
+        }
+    )
+    kubectl("-n", ns, "apply", "-f", "-", stdin=replicated, check=True)
+    (first_replica,) = wait_for(lambda: pods_of(api, ns, app="replicated"), what="the replicaset's pod")
+    for name in [*tolerations, first_replica.metadata.name]:
         core.create_namespaced_pod_binding(
             name,
             ns,
@@ -586,7 +604,12 @@ def test_silent_node_is_tainted_and_its_pods_evicted_then_untainted(
     def evicted() -> set[str]:
         return {p.metadata.name for p in core.list_namespaced_pod(ns).items if p.metadata.deletion_timestamp}
 
-    wait_for(lambda: evicted() == {"impatient", "default"}, what="pods without lasting toleration to be evicted")
+    wait_for(
+        lambda: evicted() == {"impatient", "default", first_replica.metadata.name},
+        what="pods without lasting toleration to be evicted",
+    )
+    replacement = wait_for(lambda: pods_of(api, ns, app="replicated"), what="a replacement for the evicted replica")
+    assert [p.metadata.name for p in replacement] != [first_replica.metadata.name]
     time.sleep(2)
     assert "patient" not in evicted()
 

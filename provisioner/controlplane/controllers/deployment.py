@@ -74,7 +74,6 @@ class DeploymentController(Controller):
         super().__init__(ctx)
         self.deployments = self.watch(DEPLOYMENTS, self.own_key)
         self.sets = self.watch(REPLICASETS, self._owners_of_set)
-        self.sets.add_indexer("controller-uid", controller_uid_index)
         self.pods = self.informer(PODS)
         self.pods.add_indexer("controller-uid", controller_uid_index)
         self.pods.add_handler(on_delete=self._pod_deleted)
