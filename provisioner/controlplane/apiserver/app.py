@@ -98,6 +98,16 @@ def _checked_fields(rt: ResourceType, obj: Obj, request: web.Request) -> dict[st
     return {"Warning": ", ".join('299 - "unknown field \\"' + path + '\\""' for path in unknown)}
 
 
+def _int_query(request: web.Request, name: str) -> int | None:
+    text = request.query.get(name)
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiError(400, "BadRequest", f"query parameter {name} must be an integer, not {text!r}") from None
+
+
 def _not_served(path: str) -> ApiError:
     return ApiError(404, "NotFound", f"the server could not find the requested resource ({path})",
                     {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
@@ -244,17 +254,13 @@ async def _resource(ctx: _Context, request: web.Request, info: RequestInfo) -> w
                 def render(obj: Obj) -> Obj:
                     return ctx.documents.to_table(rt, [obj], include_object=include)
 
-            timeout = request.query.get("timeoutSeconds")
+            timeout = _int_query(request, "timeoutSeconds")
             w = WatchRequest(rt=rt, namespace=namespace, resource_version=request.query.get("resourceVersion", ""),
                              labels=labels, fields=fields, timeout=float(timeout) if timeout else None,
                              bookmarks=go_bool(request.query.get("allowWatchBookmarks")), render=render)
             return await serve_watch(request, w, registry=registry, cache=ctx.cache,
                                      bookmark_interval=ctx.bookmark_interval)
-        limit_text = request.query.get("limit")
-        try:
-            limit = int(limit_text) if limit_text else None
-        except ValueError:
-            raise ApiError(400, "BadRequest", f"limit must be an integer, not {limit_text!r}") from None
+        limit = _int_query(request, "limit")
         result = await registry.list(rt, namespace, labels=labels, fields=fields, limit=limit if limit else None,
                                      continue_token=request.query.get("continue", ""))
         meta: Obj = {"resourceVersion": str(result.revision)}
@@ -311,8 +317,9 @@ async def _resource(ctx: _Context, request: web.Request, info: RequestInfo) -> w
         body = await read_body(request)
         if body.strip():
             options = parse_object(body, request.headers.get("Content-Type", ""))
-        if request.query.get("gracePeriodSeconds"):
-            options["gracePeriodSeconds"] = int(request.query["gracePeriodSeconds"])
+        grace = _int_query(request, "gracePeriodSeconds")
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
         if request.query.get("propagationPolicy"):
             options["propagationPolicy"] = request.query["propagationPolicy"]
         obj = await registry.delete(rt, name=name, namespace=namespace, options=options, dry_run=dry_run)

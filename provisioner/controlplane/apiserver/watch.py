@@ -22,7 +22,7 @@ from aiohttp import web
 from provisioner.controlplane.apiserver.registry import Registry, with_rv
 from provisioner.controlplane.apiserver.resources import ResourceType
 from provisioner.controlplane.apiserver.selectors import FieldSelector, LabelSelector
-from provisioner.controlplane.apiserver.status import status_body
+from provisioner.controlplane.apiserver.status import ApiError, status_body
 from provisioner.controlplane.store import Compacted, StoreError, WatchCache, WatchEvent
 
 __all__ = ["WatchRequest", "serve_watch"]
@@ -111,6 +111,8 @@ class _Stream:
 
 async def serve_watch(request: web.Request, w: WatchRequest, *, registry: Registry, cache: WatchCache,
                       bookmark_interval: float) -> web.StreamResponse:
+    if w.resource_version not in ("", "0") and not w.resource_version.isdigit():
+        raise ApiError(400, "BadRequest", f"resourceVersion must be a number, not {w.resource_version!r}")
     response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
     response.enable_chunked_encoding()
     await response.prepare(request)
