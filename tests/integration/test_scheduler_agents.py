@@ -294,3 +294,30 @@ def test_scheduler_leadership_moves_to_a_standby(nodes: Nodes, ns: str) -> None:
     finally:
         nodes.procs["scheduler"].start()
         standby.stop()
+
+
+def test_deployment_pods_move_off_a_node_whose_agent_died(nodes: Nodes, ns: str) -> None:
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "mover", "namespace": ns},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "mover"}}, "template": {
+            "metadata": {"labels": {"app": "mover"}},
+            "spec": {"terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}}},
+    }
+    nodes.apply(deployment)
+
+    def running_pods() -> list[dict[str, Any]]:
+        items = nodes.json("get", "pods", "-n", ns, "-l", "app=mover")["items"]
+        return [p for p in items
+                if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
+
+    nodes.until(lambda: len(running_pods()) == 3, "three replicas Running")
+    nodes.procs["node-a"].stop(signal.SIGKILL)
+    try:
+        nodes.until(lambda: not _ready(nodes.json("get", "node", "node-a")), "node-a NotReady", timeout=60)
+        nodes.until(lambda: len(running_pods()) == 3 and {p["spec"]["nodeName"] for p in running_pods()} == {"node-b"},
+                    "all three replicas Running on node-b", timeout=120)
+    finally:
+        nodes.procs["node-a"].start()
+    nodes.until(lambda: _ready(nodes.json("get", "node", "node-a")), "node-a Ready again")
+    nodes.kubectl("delete", "deployment", "mover", "-n", ns, check=True)
