@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds a pod without a matching toleration stays on an unreachable node",
     )
     parser.add_argument("--workers", type=int, default=defaults.workers, help="workers per loop")
-    parser.add_argument("--lease-duration", type=float, default=15.0)
-    parser.add_argument("--renew-deadline", type=float, default=10.0)
+    # a standby notices a dead leader within lease-duration + ~retry-period: 12 + 2 keeps hand-over under 15 s
+    parser.add_argument("--lease-duration", type=float, default=12.0)
+    parser.add_argument("--renew-deadline", type=float, default=8.0)
     parser.add_argument("--retry-period", type=float, default=2.0)
     parser.add_argument(
         "--check-cache-mutations", action="store_true", help="fail if a loop mutates a cached object (for tests)"
