@@ -46,7 +46,7 @@ class Code(enum.Enum):
     ERROR = "Error"  # an internal fault: the pod goes to backoff
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Status:
     """A hook's result; `reasons` are written for `kubectl describe`, `plugin` names who said it."""
 
@@ -248,7 +248,7 @@ class Framework:
 def _first_rejection(filters: Iterable[FilterPlugin], pod: PodInfo, node: NodeInfo, state: CycleState) -> Status | None:
     for plugin in filters:
         status = plugin.filter(pod, node, state)
-        if not status.ok:
+        if status is not SUCCESS and status.code is not Code.SUCCESS:
             return status if status.plugin else Status(status.code, status.reasons, plugin.name)
     return None
 

@@ -38,7 +38,7 @@ DEFAULT_MILLI_CPU_REQUEST = 100  # what scoring assumes for a container without 
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resources:
     milli_cpu: int = 0
     memory: int = 0
@@ -65,7 +65,7 @@ class Resources:
         return cls(cpu, memory, count)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Taint:
     key: str
     value: str
@@ -75,7 +75,7 @@ class Taint:
         return f"{{{self.key}: {self.value}}}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Toleration:
     key: str = ""
     operator: str = "Equal"
@@ -131,7 +131,7 @@ def normalize_image(name: str) -> str:
     return name if ":" in last or "@" in last else f"{name}:latest"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PodInfo:
     """What scheduling needs to know about a pod, parsed once."""
 
@@ -218,7 +218,7 @@ def _affinity_terms(section: Mapping[str, Any] | None, namespace: str) -> tuple[
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeInfo:
     """One node and the pods on it (bound or assumed), with their totals precomputed."""
 

@@ -13,9 +13,9 @@ class NodeResourcesBalancedAllocation:
     name = "NodeResourcesBalancedAllocation"
 
     def score(self, pod: PodInfo, node: NodeInfo, state: CycleState) -> int:
-        after, alloc = node.score_requested + pod.score_requests, node.allocatable
+        used, wanted, alloc = node.score_requested, pod.score_requests, node.allocatable
         if alloc.milli_cpu <= 0 or alloc.memory <= 0:
             return 0
-        cpu = min(after.milli_cpu / alloc.milli_cpu, 1.0)
-        memory = min(after.memory / alloc.memory, 1.0)
+        cpu = min((used.milli_cpu + wanted.milli_cpu) / alloc.milli_cpu, 1.0)
+        memory = min((used.memory + wanted.memory) / alloc.memory, 1.0)
         return int((1 - abs(cpu - memory)) * MAX_NODE_SCORE)

@@ -19,7 +19,7 @@ class NodeResourcesLeastAllocated:
     name = "NodeResourcesLeastAllocated"
 
     def score(self, pod: PodInfo, node: NodeInfo, state: CycleState) -> int:
-        after = node.score_requested + pod.score_requests
-        cpu = _free_share(after.milli_cpu, node.allocatable.milli_cpu)
-        memory = _free_share(after.memory, node.allocatable.memory)
+        used, wanted, alloc = node.score_requested, pod.score_requests, node.allocatable
+        cpu = _free_share(used.milli_cpu + wanted.milli_cpu, alloc.milli_cpu)
+        memory = _free_share(used.memory + wanted.memory, alloc.memory)
         return (cpu + memory) // 2
