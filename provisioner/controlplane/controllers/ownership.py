@@ -19,7 +19,6 @@ __all__ = [
     "claim",
     "controller_ref",
     "controller_uid_index",
-    "is_controlled_by",
     "owner_reference",
     "owner_uids",
     "patch_metadata",
@@ -33,11 +32,6 @@ def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
         if ref.get("controller"):
             return dict(ref)
     return None
-
-
-def is_controlled_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
-    ref = controller_ref(obj)
-    return ref is not None and ref.get("uid") == owner["metadata"]["uid"]
 
 
 def owner_reference(owner: Mapping[str, Any], *, controller: bool = True) -> Obj:
