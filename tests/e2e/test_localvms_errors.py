@@ -55,9 +55,8 @@ def test_vm_that_never_reaches_ssh_fails_with_its_console_log(tmp_path: Path) ->
         with pytest.raises(ProvisionerError) as err:
             driver.wait_until_running([node], timeout=90)
         assert "did not answer SSH within 90 s" in err.value.message
-        assert "serial console" in err.value.message and "Linux version" in (
-            Path(node.extra["console_log"]).read_text(errors="replace")
-        )
+        # the console tail in the error is the initramfs giving up on the blank root disk
+        assert "serial console" in err.value.message and "/dev/vda does not exist" in err.value.message
     finally:
         driver.destroy_node(node)
     assert_nothing_left(driver, tmp_path / "state")
