@@ -38,9 +38,10 @@ def build() -> None:
 
 @image_app.command("list")
 def list_() -> None:
-    """Show cached images: hash, size on disk, build date and inputs; `*` marks the one for the current sources."""
+    """Show cached images: hash, size on disk, build date and the hashes of their inputs (layers, sources, package
+    count); `*` marks the image for the current sources."""
     current = current_inputs().image_hash
-    table = Table("", "hash", "size", "built", "rootfs", "project", "packages", title=str(image_cache_dir()))
+    table = Table("", "hash", "size", "built", "rootfs", "deps", "project", "packages", title=str(image_cache_dir()))
     for image in list_images():
         table.add_row(
             "*" if image.hash == current else "",
@@ -48,6 +49,7 @@ def list_() -> None:
             f"{image.size_bytes / 2**20:.0f} MiB",
             time.strftime("%Y-%m-%d %H:%M", time.localtime(image.created)),
             str(image.inputs.get("rootfs", "")),
+            str(image.inputs.get("deps", "")),
             str(image.inputs.get("project", "")),
             str(len(image.inputs.get("packages", []))),  # type: ignore[arg-type]
         )

@@ -40,6 +40,7 @@ __all__ = [
     "find_image",
     "image_cache_dir",
     "list_images",
+    "prune_images",
 ]
 
 ROOTFS_VERSION = "1"
@@ -47,6 +48,7 @@ DEPS_VERSION = "1"
 IMAGE_VERSION = "2"
 SUITE = "bookworm"
 DISK_SIZE = "3G"
+KEEP_IMAGES = 3
 VENV = "/opt/provisioner/venv"
 WHEELHOUSE = "/opt/provisioner/wheelhouse"
 
@@ -176,7 +178,36 @@ def build_image(*, cache: Path | None = None, progress: Progress = lambda _: Non
             progress(f"image {inputs.image_hash}: cached")
         else:
             _build_image(directory, lower=[deps, rootfs], inputs=inputs, progress=progress)
+        for removed in prune_images(root, keep=KEEP_IMAGES):
+            progress(f"removed old layer {removed.name}")
     return _load(directory)
+
+
+def prune_images(cache: Path, *, keep: int) -> list[Path]:
+    """Remove all but the `keep` newest images, sparing any whose disk a running VM has open, and the
+    rootfs/deps layers no remaining image is built on. Every code change makes a ~1 GB image, so this
+    bounds the cache; a stopped VM on a removed image cannot start again (destroy and re-create it)."""
+    images = list_images(cache)
+    in_use = _open_files()
+    doomed = [i for i in images[keep:] if str(i.disk) not in in_use]
+    kept = [i for i in images if i not in doomed]
+    layers = {f"rootfs-{i.inputs.get('rootfs')}" for i in kept} | {f"deps-{i.inputs.get('deps')}" for i in kept}
+    doomed_dirs = [i.directory for i in doomed]
+    doomed_dirs += [d for d in (*cache.glob("rootfs-*"), *cache.glob("deps-*")) if d.name not in layers and kept]
+    for directory in doomed_dirs:
+        shutil.rmtree(directory)
+    return doomed_dirs
+
+
+def _open_files() -> set[str]:
+    """Paths that some process on this host holds open (readable /proc entries only)."""
+    paths = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            paths.add(os.readlink(fd))
+        except OSError:
+            continue
+    return paths
 
 
 def _build_rootfs(target: Path, *, inputs: ImageInputs, progress: Progress) -> None:

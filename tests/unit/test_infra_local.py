@@ -21,7 +21,7 @@ from provisioner.infra import labnet
 from provisioner.infra.cloudstate import CloudState, NodeRecord, VolumeRecord
 from provisioner.infra.drivers import register_drivers
 from provisioner.infra.haproxy import HaproxyLBDriver
-from provisioner.infra.image import ImageInputs, find_image, list_images
+from provisioner.infra.image import ImageInputs, find_image, list_images, prune_images
 from provisioner.infra.keys import new_key_pair
 from provisioner.infra.local import LocalNodeDriver
 from provisioner.infra.qemu import VmSpec, qemu_argv
@@ -32,7 +32,8 @@ from provisioner.infra.sizes import size_named
 def fake_image(cache: Path, image_hash: str, *, created: float = 0.0) -> None:
     directory = cache / f"image-{image_hash}"
     directory.mkdir(parents=True)
-    meta = {"hash": image_hash, "created": created or time.time(), "inputs": {"project": "p"}}
+    inputs = {"project": "p", "rootfs": f"r{image_hash}", "deps": f"d{image_hash}"}
+    meta = {"hash": image_hash, "created": created or time.time(), "inputs": inputs}
     (directory / "image.json").write_text(json.dumps(meta))
     for name in ("disk.raw", "vmlinuz", "initrd.img"):
         (directory / name).write_bytes(b"x")
@@ -103,6 +104,17 @@ def test_images_are_listed_newest_first(tmp_path: Path) -> None:
     fake_image(tmp_path, "new", created=200.0)
     (tmp_path / "image-half.tmp").mkdir()  # an interrupted build is not an image
     assert [i.hash for i in list_images(tmp_path)] == ["new", "old"]
+
+
+def test_pruning_keeps_the_newest_images_and_any_a_vm_has_open(tmp_path: Path) -> None:
+    for n, image_hash in enumerate(["a", "b", "c", "d"]):
+        fake_image(tmp_path, image_hash, created=100.0 + n)
+        (tmp_path / f"rootfs-r{image_hash}").mkdir()
+        (tmp_path / f"deps-d{image_hash}").mkdir()
+    with (tmp_path / "image-a" / "disk.raw").open("rb"):  # as a running VM's QEMU holds its backing file
+        removed = prune_images(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == ["deps-db", "image-b", "rootfs-rb"]
+    assert [i.hash for i in list_images(tmp_path)] == ["d", "c", "a"]
 
 
 # -- state on disk ---------------------------------------------------------------------------------------------
