@@ -1,0 +1,171 @@
+"""One bundle per host, rendered on the operator's machine: every file the host needs, its units, and a hash.
+
+Under TCG every Ansible task costs seconds of guest CPU (DESIGN.md), so a host receives its whole
+configuration as one archive in one task, and one script (`roles/common/files/apply.sh`) installs it.
+The hash covers paths, modes, contents, unit groups and the script, never timestamps: rendering the same
+cluster again yields the same hash, and a host whose installed hash matches is skipped.
+
+Archive layout: `manifest` (lines `mode path unit,unit|-`: which units restart when the file changes),
+`units` (lines `group unit` in start order), `hash`, `apply.sh`, and `files/<absolute path>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.configure.certs import ClusterCerts
+from provisioner.configure.etcd import EtcdTls, etcd_flags
+from provisioner.configure.haproxy import Backend, HealthCheck, render_haproxy_cfg
+from provisioner.configure.topology import API_PORT, Host, Topology
+from provisioner.configure.units import Unit, render_unit
+from provisioner.controlplane.apiserver.config import ApiServerConfig
+from provisioner.kubeconfig import write_kubeconfig
+from provisioner.pki import IssuedCert
+
+__all__ = ["APPLY_SCRIPT", "CONFIG_DIR", "STATE_DIR", "Bundle", "BundleFile", "render_bundle", "write_archive"]
+
+CONFIG_DIR = "/etc/provisioner"
+STATE_DIR = "/var/lib/provisioner"
+PKI = f"{CONFIG_DIR}/pki"
+VENV_PYTHON = "/opt/provisioner/venv/bin/python"
+APPLY_SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "common" / "files" / "apply.sh"
+_LOCAL_API = f"https://127.0.0.1:{API_PORT}"
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    path: str  # absolute path on the host
+    data: bytes
+    mode: int
+    units: tuple[str, ...] = ()  # restarted when this file changes
+
+
+@dataclass(frozen=True)
+class Bundle:
+    host: str
+    files: tuple[BundleFile, ...]
+    units: tuple[Unit, ...]
+    script: bytes
+
+    @property
+    def manifest(self) -> str:
+        return "".join(f"{f.mode:o} {f.path} {','.join(f.units) or '-'}\n" for f in self.files)
+
+    @property
+    def unit_table(self) -> str:
+        return "".join(f"{u.group} {u.name}\n" for u in self.units)
+
+    @property
+    def hash(self) -> str:
+        digest = hashlib.sha256(self.manifest.encode() + b"\0" + self.unit_table.encode() + b"\0" + self.script)
+        for f in self.files:
+            digest.update(b"\0" + f.path.encode() + b"\0" + hashlib.sha256(f.data).digest())
+        return digest.hexdigest()
+
+
+def _pair(files: list[BundleFile], cert: IssuedCert, name: str, units: tuple[str, ...]) -> tuple[str, str]:
+    crt, key = f"{PKI}/{name}.crt", f"{PKI}/{name}.key"
+    files.append(BundleFile(crt, cert.cert_file.read_bytes(), 0o644, units))
+    files.append(BundleFile(key, cert.key_file.read_bytes(), 0o600, units))
+    return crt, key
+
+
+def _kubeconfig(topology: Topology, cert: IssuedCert, *, ca_file: Path, user: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_kubeconfig(Path(tmp) / "kubeconfig", cluster_name=topology.cluster, server=_LOCAL_API,
+                                ca_file=ca_file, cert_file=cert.cert_file, key_file=cert.key_file, user=user)
+        return path.read_bytes()
+
+
+def _unit(files: list[BundleFile], units: list[Unit], unit: Unit) -> None:
+    units.append(unit)
+    files.append(BundleFile(unit.path, render_unit(unit).encode(), 0o644, (unit.name,)))
+
+
+def _master(topology: Topology, host: Host, certs: ClusterCerts, files: list[BundleFile], units: list[Unit]) -> None:
+    etcd, api, cm, sched = (f"provisioner-{n}.service" for n in ("etcd", "apiserver", "controllers", "scheduler"))
+    mine = certs.masters[host.name]
+    server = _pair(files, mine.etcd_server, "etcd-server", (etcd,))
+    peer = _pair(files, mine.etcd_peer, "etcd-peer", (etcd,))
+    _pair(files, certs.etcd_client, "etcd-client", ())
+    tls = EtcdTls(ca_file=Path(f"{PKI}/ca.crt"), server_cert_file=Path(server[0]), server_key_file=Path(server[1]),
+                  peer_cert_file=Path(peer[0]), peer_key_file=Path(peer[1]))
+    member = next(m for m in topology.etcd_members if m.name == host.name)
+    flags = etcd_flags(member, members=topology.etcd_members, tls=tls, data_dir=Path(f"{STATE_DIR}/etcd"),
+                       cluster_token=f"provisioner-{topology.cluster}")
+    _unit(files, units, Unit(etcd, "etcd", "provisioner etcd member", ("/usr/bin/etcd", *flags)))
+
+    serving = _pair(files, certs.apiserver, "apiserver", (api,))
+    etcd_client = _pair(files, certs.apiserver_etcd_client, "apiserver-etcd-client", (api,))
+    config = ApiServerConfig(
+        bind_address="0.0.0.0", port=API_PORT, tls_cert_file=Path(serving[0]), tls_key_file=Path(serving[1]),
+        client_ca_file=Path(f"{PKI}/ca.crt"), etcd_endpoints=topology.etcd_endpoints,
+        etcd_ca_file=Path(f"{PKI}/ca.crt"), etcd_cert_file=Path(etcd_client[0]), etcd_key_file=Path(etcd_client[1]),
+        server_name=host.name,
+    )
+    files.append(BundleFile(f"{CONFIG_DIR}/apiserver.yaml", config.dumps().encode(), 0o644, (api,)))
+    _unit(files, units, Unit(api, "control-plane", "provisioner API server",
+                             (VENV_PYTHON, "-m", "provisioner.controlplane.apiserver", "--config",
+                              f"{CONFIG_DIR}/apiserver.yaml")))
+    for unit, module, cert, user in ((cm, "controllers", certs.controllers, "system:kube-controller-manager"),
+                                     (sched, "scheduler", certs.scheduler, "system:kube-scheduler")):
+        path = f"{CONFIG_DIR}/{module}.kubeconfig"
+        files.append(BundleFile(path, _kubeconfig(topology, cert, ca_file=certs.ca_file, user=user), 0o600, (unit,)))
+        _unit(files, units, Unit(unit, "control-plane", f"provisioner {module}",
+                                 (VENV_PYTHON, "-m", f"provisioner.controlplane.{module}", "--kubeconfig", path,
+                                  "--identity", host.name)))
+
+
+def _node(topology: Topology, host: Host, certs: ClusterCerts, files: list[BundleFile], units: list[Unit]) -> None:
+    lb, agent = "provisioner-haproxy.service", "provisioner-agent.service"
+    pem = certs.lb_health.cert_file.read_bytes() + certs.lb_health.key_file.read_bytes()
+    files.append(BundleFile(f"{PKI}/lb-health.pem", pem, 0o600, (lb,)))
+    backends = tuple(Backend(name=m.name, address=m.address, port=API_PORT) for m in topology.masters)
+    cfg = render_haproxy_cfg(bind_address="127.0.0.1", port=API_PORT, backends=backends,
+                             check=HealthCheck(ca_file=Path(f"{PKI}/ca.crt"), client_pem=Path(f"{PKI}/lb-health.pem")))
+    files.append(BundleFile(f"{CONFIG_DIR}/haproxy.cfg", cfg.encode(), 0o644, (lb,)))
+    _unit(files, units, Unit(lb, "loadbalancer", "provisioner node-local API load balancer",
+                             ("/usr/sbin/haproxy", "-db", "-f", f"{CONFIG_DIR}/haproxy.cfg")))
+    cert = certs.agents[host.name]
+    crt, key = _pair(files, cert, "agent", (agent,))
+    kubeconfig = f"{CONFIG_DIR}/agent.kubeconfig"
+    files.append(BundleFile(kubeconfig, _kubeconfig(topology, cert, ca_file=certs.ca_file,
+                                                    user=f"system:node:{host.name}"), 0o600, (agent,)))
+    _unit(files, units, Unit(agent, "node", "provisioner node agent",
+                             (VENV_PYTHON, "-m", "provisioner.controlplane.agent", "--kubeconfig", kubeconfig,
+                              "--node-name", host.name, "--address", host.address, "--root", f"{STATE_DIR}/agent",
+                              "--tls-cert-file", crt, "--tls-key-file", key)))
+
+
+def render_bundle(topology: Topology, host: Host, certs: ClusterCerts) -> Bundle:
+    """Everything `host` runs, as files and units; pure apart from reading the issued certificates."""
+    files = [BundleFile(f"{PKI}/ca.crt", certs.ca_file.read_bytes(), 0o644)]
+    units: list[Unit] = []
+    (_master if host.role == "master" else _node)(topology, host, certs, files, units)
+    return Bundle(host=host.name, files=tuple(files), units=tuple(units), script=APPLY_SCRIPT.read_bytes())
+
+
+def write_archive(bundle: Bundle, path: Path) -> Path:
+    """A gzip'd tar of the bundle; rewritten only when its hash changed, so an unchanged host sees no change."""
+    hash_file = path.with_name(path.name + ".sha256")
+    if path.is_file() and hash_file.is_file() and hash_file.read_text().strip() == bundle.hash:
+        return path
+    entries = [("manifest", bundle.manifest.encode(), 0o644), ("units", bundle.unit_table.encode(), 0o644),
+               ("hash", (bundle.hash + "\n").encode(), 0o644), ("apply.sh", bundle.script, 0o755),
+               *((f"files{f.path}", f.data, f.mode) for f in bundle.files)]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data, mode in entries:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    path.chmod(0o600)
+    hash_file.write_text(bundle.hash + "\n")
+    return path
