@@ -1,8 +1,8 @@
 """Scheduler throughput and latency against the real API server, with the plain binding rate as the floor.
 
 Starts its own dev cluster (temporary PROVISIONER_HOME, 1 master by default), registers hollow nodes
-from this one process (each a real Node object with a heartbeat Lease renewed every 10 s and a status
-report, as an agent does, but running nothing), then measures, in order:
+from this one process (each a real Node object with a heartbeat Lease renewed every 10 s over its own
+connection pool, as agents do, but running nothing), then measures, in order:
 
 1. floor: `--pods` pre-created pods that the scheduler ignores (schedulerName bench-floor) bound with
    plain `pods/binding` writes, round-robin over the nodes, `--concurrency` in flight;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import shutil
 import statistics
 import subprocess
@@ -96,15 +97,20 @@ async def _create_all(client: ApiClient, names: list[str], *, scheduler: str, co
 
 
 async def bench(args: argparse.Namespace, kubeconfig: Path) -> dict[str, Any]:
-    async with ApiClient.from_kubeconfig(kubeconfig) as client:
+    async with ApiClient.from_kubeconfig(kubeconfig) as client, ApiClient.from_kubeconfig(kubeconfig) as beats:
         await client.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
-        nodes = [NodeReporter(client, f"hollow-{i:04d}", f"127.254.{i // 250}.{i % 250 + 1}", HOLLOW_HOST)
+        nodes = [NodeReporter(beats, f"hollow-{i:04d}", f"127.254.{i // 250}.{i % 250 + 1}", HOLLOW_HOST)
                  for i in range(args.nodes)]
         started = time.monotonic()
-        await _bounded(args.concurrency, [n.register for n in nodes])
-        print(f"registered {args.nodes} hollow nodes in {time.monotonic() - started:.1f}s", flush=True)
+        await _bounded(args.concurrency, [n.register for n in nodes] + [n.renew_lease for n in nodes])
+        print(f"registered {args.nodes} hollow nodes with Leases in {time.monotonic() - started:.1f}s", flush=True)
+
+        async def heartbeat(node: NodeReporter) -> None:
+            await asyncio.sleep(random.uniform(0, node.lease_interval))  # spread renewals as real agents are
+            await node.heartbeat()
+
         async with asyncio.TaskGroup() as group:
-            heartbeats = [group.create_task(n.heartbeat()) for n in nodes]
+            heartbeats = [group.create_task(heartbeat(n)) for n in nodes]
             _, rv = await client.list(PODS, namespace=NAMESPACE)
             watch = BindWatch(client)
             watching = group.create_task(watch.run(rv))

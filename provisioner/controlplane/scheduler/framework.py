@@ -19,6 +19,7 @@ from provisioner.controlplane.scheduler.snapshot import NodeInfo, PodInfo, Snaps
 __all__ = [
     "MAX_NODE_SCORE",
     "PLUGINS",
+    "SUCCESS",
     "Code",
     "CycleState",
     "FilterPlugin",
@@ -31,6 +32,7 @@ __all__ = [
     "ScorePlugin",
     "Status",
     "register",
+    "reverse_normalize",
 ]
 
 MAX_NODE_SCORE = 100
@@ -259,9 +261,3 @@ def reverse_normalize(scores: dict[str, int]) -> None:
     for name, value in scores.items():
         scores[name] = MAX_NODE_SCORE if highest == 0 else MAX_NODE_SCORE * (highest - value) // highest
 
-
-def normalize(scores: dict[str, int]) -> None:
-    """Map raw values onto 0..100 with the highest value scoring 100 (more is better)."""
-    highest = max(scores.values(), default=0)
-    for name, value in scores.items():
-        scores[name] = 0 if highest == 0 else MAX_NODE_SCORE * value // highest
