@@ -2,6 +2,10 @@
 
 `TlsEtcdClient` is the channel (mutual TLS, failover across members), `Store` the operations,
 `WatchCache` the one shared watch per process that API watchers and local mirrors subscribe to.
+
+Owned by the API server: no other component imports this package. Concurrency model: everything is
+asyncio on one loop; one gRPC channel carries all calls; `WatchCache.run()` and each
+`PrefixMirror.run()` are root tasks of the API server process.
 """
 
 from provisioner.controlplane.store.errors import (
