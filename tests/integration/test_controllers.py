@@ -326,6 +326,27 @@ def test_recreate_replaces_all_pods_at_once(api: client.ApiClient, kubectl: Kube
     assert sorted(rs.spec.replicas for rs in replica_sets(api, ns).values()) == [0, 2]
 
 
+def test_stuck_rollout_exceeds_its_progress_deadline(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
+    manifest = json.loads(deployment("stuck", replicas=1))
+    manifest["spec"]["progressDeadlineSeconds"] = 3  # no agent here: the pod never becomes ready
+    kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(manifest), check=True)
+
+    def progressing() -> client.V1DeploymentCondition | None:
+        conditions = client.AppsV1Api(api).read_namespaced_deployment("stuck", ns).status.conditions or []
+        return next((c for c in conditions if c.type == "Progressing"), None)
+
+    stuck = wait_for(
+        lambda: (c := progressing()) and c.reason == "ProgressDeadlineExceeded" and c,
+        what="the progress deadline to pass",
+    )
+    assert stuck.status == "False"
+    result = kubectl("-n", ns, "rollout", "status", "deployment/stuck", "--timeout=30s", timeout=60)
+    assert result.returncode != 0 and "exceeded its progress deadline" in result.stderr
+    with FakeAgent(api, ns):
+        wait_for(lambda: progressing().reason == "NewReplicaSetAvailable", what="the late rollout to complete")
+    kubectl("-n", ns, "rollout", "status", "deployment/stuck", "--timeout=30s", check=True, timeout=60)
+
+
 def test_endpoints_follow_pod_readiness(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
     kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2), check=True)
     service = {

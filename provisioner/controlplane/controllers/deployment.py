@@ -14,13 +14,14 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.controlplane.apiserver.selectors import label_selector_from_dict
 from provisioner.controlplane.client import ApiStatusError, object_key, resource
 from provisioner.controlplane.controllers.base import Controller, ControllerContext
 from provisioner.controlplane.controllers.ownership import claim, controller_ref, controller_uid_index, owner_reference
-from provisioner.controlplane.controllers.podstate import now_rfc3339
+from provisioner.controlplane.controllers.podstate import now_rfc3339, parse_time
 from provisioner.controlplane.controllers.rollout import (
     HASH_LABEL,
     REVISION_ANNOTATION,
@@ -42,6 +43,8 @@ PODS = resource("pods")
 DESIRED_ANNOTATION = "deployment.kubernetes.io/desired-replicas"
 MAX_ANNOTATION = "deployment.kubernetes.io/max-replicas"
 DEFAULT_HISTORY_LIMIT = 10
+DEFAULT_PROGRESS_DEADLINE = 600
+_PROGRESS_UP = ("updatedReplicas", "readyReplicas", "availableReplicas")
 
 Obj = dict[str, Any]
 
@@ -319,35 +322,67 @@ class DeploymentController(Controller):
                 "Deployment does not have minimum availability.",
             )
         if new is not None:
-            name = new["metadata"]["name"]
-            if self._complete(d, new, olds):
-                _set_condition(
-                    conditions,
-                    "Progressing",
-                    "True",
-                    "NewReplicaSetAvailable",
-                    f'ReplicaSet "{name}" has successfully progressed.',
-                )
-            elif created:
-                _set_condition(
-                    conditions, "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{name}"'
-                )
-            else:
-                _set_condition(
-                    conditions, "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.'
-                )
+            self._set_progressing(d, new, olds, conditions, created=created, progressed=_progressed(old, status))
         status["conditions"] = [conditions[t] for t in ("Available", "Progressing") if t in conditions]
         if status != old:
             await self.client.update(DEPLOYMENTS, {**d, "status": status}, subresource="status")
 
+    def _set_progressing(
+        self, d: Obj, new: Obj, olds: list[Obj], conditions: dict[str, Obj], *, created: bool, progressed: bool
+    ) -> None:
+        """Progressing: complete, just created, moving (refreshed on every step), or stuck past its deadline."""
+        name = new["metadata"]["name"]
+        if self._complete(d, new, olds):
+            _set_condition(
+                conditions,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{name}" has successfully progressed.',
+            )
+            return
+        if created:
+            _set_condition(
+                conditions, "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{name}"'
+            )
+            return
+        current = conditions.get("Progressing") or {}
+        waiting = ("NewReplicaSetCreated", "ReplicaSetUpdated", "ProgressDeadlineExceeded")
+        if not progressed and current.get("reason") in waiting and current.get("lastUpdateTime"):
+            if current["reason"] == "ProgressDeadlineExceeded":
+                return
+            deadline = float(d["spec"].get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE))
+            idle = (datetime.now(UTC) - parse_time(current["lastUpdateTime"])).total_seconds()
+            if idle <= deadline:
+                self.queue.add_after(object_key(d), deadline - idle + 1)
+                return
+            message = f'ReplicaSet "{name}" has timed out progressing.'
+            _set_condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded", message)
+            return
+        message = f'ReplicaSet "{name}" is progressing.'
+        _set_condition(conditions, "Progressing", "True", "ReplicaSetUpdated", message, touch=True)
 
-def _set_condition(conditions: dict[str, Obj], type_: str, status: str, reason: str, message: str) -> None:
+
+def _progressed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """A step of the rollout happened: more updated/ready/available pods, fewer old ones, or a new spec."""
+    return any(int(new.get(f) or 0) > int(old.get(f) or 0) for f in _PROGRESS_UP) or (
+        int(new.get("replicas") or 0) < int(old.get("replicas") or 0)
+        or new.get("observedGeneration") != old.get("observedGeneration")
+    )
+
+
+def _set_condition(
+    conditions: dict[str, Obj], type_: str, status: str, reason: str, message: str, *, touch: bool = False
+) -> None:
+    """Set a condition; lastTransitionTime moves only when the status flips, lastUpdateTime on any change
+    (or always with `touch`, which marks progress)."""
     current = conditions.get(type_)
-    if current is not None and (current.get("status"), current.get("reason"), current.get("message")) == (
+    same = current is not None and (current.get("status"), current.get("reason"), current.get("message")) == (
         status,
         reason,
         message,
-    ):
+    )
+    if same and not touch:
         return
     now = now_rfc3339()
     transition = current["lastTransitionTime"] if current is not None and current.get("status") == status else now
