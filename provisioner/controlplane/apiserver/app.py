@@ -169,11 +169,23 @@ def build_app(
         info = request[_INFO_KEY]
         if info.resource_request:
             return await _resource(ctx, request, info)
+        if request.path.rstrip("/") == "/readyz":
+            return await _readyz(ctx)
         return _non_resource(ctx, request.path)
 
     app = web.Application(middlewares=[errors, authenticate_and_authorize], client_max_size=MAX_BODY_BYTES * 2)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
+
+
+async def _readyz(ctx: _Context) -> web.Response:
+    """Ready when etcd answers: a load balancer then sends clients only to servers that can serve them."""
+    try:
+        await ctx.registry.store.ping()
+    except Unavailable as error:
+        return web.Response(text=f"[-]etcd failed: {error}\nreadyz check failed\n", status=500,
+                            content_type="text/plain")
+    return web.Response(text="ok", content_type="text/plain")
 
 
 def _non_resource(ctx: _Context, path: str) -> web.Response:

@@ -106,6 +106,10 @@ class Registry:
         self._admission = admission
         self._namespaces = namespaces
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
     # --- reads ------------------------------------------------------------------------------------
 
     async def get(self, rt: ResourceType, name: str, namespace: str | None) -> Obj:

@@ -100,6 +100,15 @@ class Store:
                     raise _unavailable(error) from error
         raise AssertionError("unreachable")
 
+    async def ping(self, *, timeout: float = 2.0) -> None:
+        """One serializable read, without retries: raises Unavailable when no member answers in time."""
+        await self._client.connect()
+        request = rpc.RangeRequest(key=b"\0", count_only=True, limit=1, serializable=True)
+        try:
+            await self._client.kvstub.Range(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            raise Unavailable(f"etcd: {error.code().name}: {error.details()}") from error
+
     async def current_revision(self) -> int:
         request = rpc.RangeRequest(key=b"\0", count_only=True, limit=1)
         response = await self._call(lambda: self._client.kvstub.Range(request, timeout=self._client._timeout))
