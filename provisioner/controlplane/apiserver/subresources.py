@@ -124,7 +124,8 @@ async def proxy_pod_log(request: web.Request, *, pod: Obj, node: Obj | None, ca_
         async with aiohttp.ClientSession() as session, session.get(url, params=query, ssl=context) as upstream:
             if upstream.status != 200:
                 text = await upstream.text()
-                raise ApiError(upstream.status, "InternalError", f"agent on node {node_name}: {text.strip()}")
+                reason = "NotFound" if upstream.status == 404 else "InternalError"
+                raise ApiError(upstream.status, reason, f"agent on node {node_name}: {text.strip()}")
             response = web.StreamResponse(headers={"Content-Type": "text/plain"})
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
