@@ -249,6 +249,16 @@ def test_kubectl_logs_reads_the_container_output(nodes: Nodes, ns: str) -> None:
     assert nodes.kubectl("logs", "-n", ns, "talker", "--tail=1", check=True).stdout == "line 3\n"
 
 
+def test_kubectl_logs_follow_streams_until_the_container_ends(nodes: Nodes, ns: str) -> None:
+    script = "echo first; sleep 3; echo second"
+    nodes.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(
+        _pod("streamer", command=["sh", "-c", script], restartPolicy="Never")), check=True)
+    nodes.until(lambda: nodes.pod(ns, "streamer")["status"].get("containerStatuses"), "container started")
+    followed = nodes.kubectl("logs", "-f", "-n", ns, "streamer", check=True, timeout=60)
+    assert followed.stdout == "first\nsecond\n"
+    nodes.until(lambda: nodes.pod(ns, "streamer")["status"]["phase"] == "Succeeded", "Succeeded")
+
+
 def test_deleted_pod_is_terminated_gracefully_and_removed(nodes: Nodes, ns: str) -> None:
     nodes.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(_pod("doomed")), check=True)
     pod = nodes.until(lambda: _running(nodes, ns, "doomed"), "doomed Running")
