@@ -9,7 +9,15 @@ from _scheduler_objects import make_node, make_pod, node_info
 
 from provisioner.controlplane.scheduler import plugins  # noqa: F401
 from provisioner.controlplane.scheduler.cache import SchedulerCache
-from provisioner.controlplane.scheduler.framework import Code, FitError, Framework, Profile, Status, register
+from provisioner.controlplane.scheduler.framework import (
+    ClusterEvent,
+    Code,
+    FitError,
+    Framework,
+    Profile,
+    Status,
+    register,
+)
 from provisioner.controlplane.scheduler.scheduler import DEFAULT_PROFILE
 from provisioner.controlplane.scheduler.snapshot import PodInfo, Snapshot
 
@@ -150,3 +158,14 @@ def test_snapshot_is_not_changed_by_later_assumptions() -> None:
     cache.assume(PodInfo.from_pod(make_pod("a", cpu="1")), "n1")
     assert before.by_name["n1"].requested.milli_cpu == 0
     assert cache.snapshot().by_name["n1"].requested.milli_cpu == 1000
+
+
+def test_requeue_events_come_from_the_rejecting_plugins() -> None:
+    framework = Framework(DEFAULT_PROFILE)
+    snapshot = Snapshot.of([node_info(make_node("n1", taints=[TAINT])),
+                            node_info(make_node("n2", cpu="1"))])
+    with pytest.raises(FitError) as caught:
+        framework.schedule(PodInfo.from_pod(make_pod(cpu="2")), snapshot)
+    assert caught.value.plugins == {"TaintToleration", "NodeResourcesFit"}
+    assert framework.requeue_events(caught.value) == {
+        ClusterEvent.NODE_ADDED, ClusterEvent.NODE_CHANGED, ClusterEvent.POD_DELETED}

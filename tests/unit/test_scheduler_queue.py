@@ -10,6 +10,7 @@ import pytest
 from _scheduler_objects import make_node, make_pod
 
 from provisioner.controlplane.client import ApiClient
+from provisioner.controlplane.scheduler.framework import ClusterEvent
 from provisioner.controlplane.scheduler.queue import SchedulingQueue
 from provisioner.controlplane.scheduler.scheduler import Scheduler
 from provisioner.pki import CertificateAuthority
@@ -23,9 +24,22 @@ def test_parked_pod_waits_for_a_cluster_event_then_returns() -> None:
         queue.park(key)  # type: ignore[arg-type]
         queue.done(key)  # type: ignore[arg-type]
         assert len(queue) == 0 and queue.unschedulable == {"default/a"}
-        queue.move_all()
+        queue.move(ClusterEvent.NODE_ADDED)
         assert queue.unschedulable == frozenset()
         assert await asyncio.wait_for(queue.pop(), 1) == "default/a"
+
+    asyncio.run(scenario())
+
+
+def test_parked_pod_ignores_events_its_rejecting_plugins_did_not_ask_for() -> None:
+    async def scenario() -> None:
+        queue = SchedulingQueue()
+        queue.park("default/a", frozenset({ClusterEvent.POD_DELETED}))
+        queue.move(ClusterEvent.NODE_ADDED)
+        assert queue.unschedulable == {"default/a"}
+        queue.move(ClusterEvent.POD_DELETED)
+        assert queue.unschedulable == frozenset()
+        queue.shutdown()
 
     asyncio.run(scenario())
 
@@ -68,7 +82,7 @@ def test_status_only_update_of_a_pending_pod_does_not_requeue_it(scheduler: Sche
 
 
 def test_bound_pods_count_on_their_node_until_they_finish(scheduler: Scheduler) -> None:
-    scheduler._node_changed(make_node("n1", cpu="2"))
+    scheduler._node_added(make_node("n1", cpu="2"))
     running = make_pod("a", node="n1", cpu="1500m")
     scheduler._pod_added(running)
     assert scheduler.cache.node("n1").requested.milli_cpu == 1500  # type: ignore[union-attr]
@@ -79,7 +93,7 @@ def test_bound_pods_count_on_their_node_until_they_finish(scheduler: Scheduler) 
 
 def test_deleting_a_bound_pod_retries_parked_pods(scheduler: Scheduler) -> None:
     async def scenario() -> None:
-        scheduler._node_changed(make_node("n1"))
+        scheduler._node_added(make_node("n1"))
         bound = make_pod("a", node="n1")
         scheduler._pod_added(bound)
         scheduler.queue.park("default/waiting")
@@ -93,11 +107,11 @@ def test_deleting_a_bound_pod_retries_parked_pods(scheduler: Scheduler) -> None:
 def test_node_heartbeat_does_not_retry_parked_pods_but_a_new_node_does(scheduler: Scheduler) -> None:
     async def scenario() -> None:
         node = make_node("n1")
-        scheduler._node_changed(node)
+        scheduler._node_added(node)
         scheduler.queue.park("default/waiting")
         scheduler._node_updated(node, {**node, "status": {**node["status"], "conditions": []}})
         assert scheduler.queue.unschedulable == {"default/waiting"}
-        scheduler._node_changed(make_node("n2"))
+        scheduler._node_added(make_node("n2"))
         assert scheduler.queue.unschedulable == frozenset()
         scheduler.queue.shutdown()
 

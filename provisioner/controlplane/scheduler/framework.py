@@ -17,9 +17,11 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from provisioner.controlplane.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 
 __all__ = [
+    "ALL_EVENTS",
     "MAX_NODE_SCORE",
     "PLUGINS",
     "SUCCESS",
+    "ClusterEvent",
     "Code",
     "CycleState",
     "FilterPlugin",
@@ -36,6 +38,18 @@ __all__ = [
 ]
 
 MAX_NODE_SCORE = 100
+
+
+class ClusterEvent(enum.Enum):
+    """Changes that can make a rejected pod fit; each filter plugin lists the ones that matter to it."""
+
+    NODE_ADDED = "NodeAdd"
+    NODE_CHANGED = "NodeUpdate"  # labels, taints, unschedulable, allocatable or images
+    POD_ADDED = "AssignedPodAdd"
+    POD_DELETED = "AssignedPodDelete"
+
+
+ALL_EVENTS = frozenset(ClusterEvent)
 
 
 class Code(enum.Enum):
@@ -93,6 +107,7 @@ class PreFilterPlugin(Protocol):
 @runtime_checkable
 class FilterPlugin(Protocol):
     name: str
+    events: frozenset[ClusterEvent]  # what could make a node this plugin rejected acceptable
 
     def filter(self, pod: PodInfo, node: NodeInfo, state: CycleState) -> Status: ...
 
@@ -150,6 +165,12 @@ class FitError(Exception):
         super().__init__(self.message)
 
     @property
+    def plugins(self) -> frozenset[str]:
+        """The plugins that rejected the pod somewhere."""
+        statuses = [*self.statuses.values(), *([self.pre_filter] if self.pre_filter else [])]
+        return frozenset(s.plugin for s in statuses)
+
+    @property
     def message(self) -> str:
         """`0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {k: v}.`"""
         head = f"0/{self.num_nodes} nodes are available"
@@ -175,6 +196,7 @@ class Framework:
         if unknown:
             raise ValueError(f"unknown scheduler plugins {unknown}; known: {sorted(PLUGINS)}")
         instances = {name: PLUGINS[name]() for name in {*self.profile.filters, *(n for n, _ in self.profile.scores)}}
+        self._instances = instances
         self._pre_filters = [p for n in self.profile.filters if isinstance(p := instances[n], PreFilterPlugin)]
         self._filters = [p for n in self.profile.filters if isinstance(p := instances[n], FilterPlugin)]
         scored = [(instances[n], w) for n, w in self.profile.scores]
@@ -191,6 +213,7 @@ class Framework:
             if status.code is Code.SKIP:
                 state.skip_filter.add(plugin.name)
             elif not status.ok:
+                status = status if status.plugin else Status(status.code, status.reasons, plugin.name)
                 raise FitError(num_nodes=len(snapshot.nodes), statuses={}, pre_filter=status)
         feasible, rejected = self._find_feasible(pod, snapshot, state)
         if not feasible:
@@ -200,6 +223,11 @@ class Framework:
         totals = self._score(pod, snapshot, feasible, state)
         best = max(totals.values())
         return self.rng.choice([name for name, total in totals.items() if total == best])
+
+    def requeue_events(self, fit: FitError) -> frozenset[ClusterEvent]:
+        """The cluster events after which a pod rejected this way is worth another cycle."""
+        events = [getattr(self._instances.get(name), "events", ALL_EVENTS) for name in fit.plugins]
+        return frozenset().union(*events) if events else ALL_EVENTS
 
     def _num_to_find(self, num_nodes: int) -> int:
         """Kubernetes' adaptive cut-off: big clusters stop filtering once enough nodes fit."""

@@ -22,7 +22,7 @@ from provisioner.controlplane.client import (
 )
 from provisioner.controlplane.scheduler import plugins as _plugins  # noqa: F401  (registers the built-ins)
 from provisioner.controlplane.scheduler.cache import SchedulerCache
-from provisioner.controlplane.scheduler.framework import FitError, Framework, Profile
+from provisioner.controlplane.scheduler.framework import ClusterEvent, FitError, Framework, Profile
 from provisioner.controlplane.scheduler.queue import SchedulingQueue
 from provisioner.controlplane.scheduler.snapshot import PodInfo
 
@@ -89,7 +89,7 @@ class Scheduler:
         self.nodes = self.factory.informer(NODES)
         self._binds = asyncio.Semaphore(bind_concurrency)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
-        self.nodes.add_handler(on_add=self._node_changed, on_update=self._node_updated, on_delete=self._node_deleted)
+        self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated, on_delete=self._node_deleted)
 
     # -- informer handlers: only bookkeeping and enqueueing ----------------------------------------
     def _ours(self, pod: Mapping[str, Any]) -> bool:
@@ -99,6 +99,7 @@ class Scheduler:
         if not _pending(pod):
             if pod["spec"].get("nodeName") and not _terminal(pod):
                 self._cache_bound(pod)
+                self.queue.move(ClusterEvent.POD_ADDED)
             return
         if self._ours(pod):
             self.queue.add(object_key(pod))
@@ -119,7 +120,7 @@ class Scheduler:
         self.queue.remove(key)
         if (pod.get("spec") or {}).get("nodeName") or self.cache.is_assumed(key):
             self.cache.remove_pod(key)
-            self.queue.move_all()
+            self.queue.move(ClusterEvent.POD_DELETED)
 
     def _cache_bound(self, pod: dict[str, Any]) -> None:
         try:
@@ -128,12 +129,13 @@ class Scheduler:
             log.warning("bound pod %s/%s not understood: %s", pod["metadata"].get("namespace"),
                         pod["metadata"]["name"], exc)
 
-    def _node_changed(self, node: dict[str, Any]) -> None:
-        if self.cache.set_node(node):
-            self.queue.move_all()
+    def _node_added(self, node: dict[str, Any]) -> None:
+        self.cache.set_node(node)
+        self.queue.move(ClusterEvent.NODE_ADDED)
 
     def _node_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        self._node_changed(new)
+        if self.cache.set_node(new):
+            self.queue.move(ClusterEvent.NODE_CHANGED)
 
     def _node_deleted(self, node: dict[str, Any]) -> None:
         self.cache.remove_node(node["metadata"]["name"])
@@ -168,7 +170,7 @@ class Scheduler:
         try:
             node_name = self.framework.schedule(info, self.cache.snapshot())
         except FitError as fit:
-            self.queue.park(key)
+            self.queue.park(key, self.framework.requeue_events(fit))
             log.info("%s: %s", key, fit.message)
             group.create_task(self._report_unschedulable(pod, fit.message))
             return

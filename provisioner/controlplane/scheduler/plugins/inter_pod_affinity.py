@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.controlplane.scheduler.framework import SUCCESS, Code, CycleState, Status, register
+from provisioner.controlplane.scheduler.framework import ALL_EVENTS, SUCCESS, Code, CycleState, Status, register
 from provisioner.controlplane.scheduler.snapshot import AffinityTerm, NodeInfo, PodInfo, Snapshot
 
 __all__ = ["AFFINITY_REASON", "ANTI_AFFINITY_REASON", "EXISTING_ANTI_AFFINITY_REASON", "InterPodAffinity"]
@@ -43,6 +43,7 @@ def _domains(terms: tuple[AffinityTerm, ...], snapshot: Snapshot, pod: PodInfo) 
 @register
 class InterPodAffinity:
     name = "InterPodAffinity"
+    events = ALL_EVENTS
 
     def pre_filter(self, pod: PodInfo, snapshot: Snapshot, state: CycleState) -> Status:
         if not (pod.affinity_terms or pod.anti_affinity_terms or snapshot.with_anti_affinity):

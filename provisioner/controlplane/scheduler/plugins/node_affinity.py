@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provisioner.controlplane.scheduler.framework import SUCCESS, Code, CycleState, Status, register
+from provisioner.controlplane.scheduler.framework import SUCCESS, ClusterEvent, Code, CycleState, Status, register
 from provisioner.controlplane.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 
 __all__ = ["REASON", "NodeAffinity"]
@@ -13,6 +13,7 @@ REASON = "node(s) didn't match Pod's node affinity/selector"
 @register
 class NodeAffinity:
     name = "NodeAffinity"
+    events = frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.NODE_CHANGED})
 
     def pre_filter(self, pod: PodInfo, snapshot: Snapshot, state: CycleState) -> Status:
         return SUCCESS if pod.node_selector.requirements or pod.node_affinity_terms else Status(Code.SKIP)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provisioner.controlplane.scheduler.framework import SUCCESS, Code, CycleState, Status, register
+from provisioner.controlplane.scheduler.framework import SUCCESS, ClusterEvent, Code, CycleState, Status, register
 from provisioner.controlplane.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 
 __all__ = ["REASON", "NodePorts"]
@@ -19,6 +19,7 @@ def _conflicts(wanted: tuple[str, str, int], used: tuple[str, str, int]) -> bool
 @register
 class NodePorts:
     name = "NodePorts"
+    events = frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.POD_DELETED})
 
     def pre_filter(self, pod: PodInfo, snapshot: Snapshot, state: CycleState) -> Status:
         return SUCCESS if pod.host_ports else Status(Code.SKIP)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provisioner.controlplane.scheduler.framework import SUCCESS, Code, CycleState, Status, register
+from provisioner.controlplane.scheduler.framework import SUCCESS, ClusterEvent, Code, CycleState, Status, register
 from provisioner.controlplane.scheduler.snapshot import NodeInfo, PodInfo
 
 __all__ = ["INSUFFICIENT_CPU", "INSUFFICIENT_MEMORY", "TOO_MANY_PODS", "NodeResourcesFit"]
@@ -15,6 +15,7 @@ INSUFFICIENT_MEMORY = "Insufficient memory"
 @register
 class NodeResourcesFit:
     name = "NodeResourcesFit"
+    events = frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.NODE_CHANGED, ClusterEvent.POD_DELETED})
 
     def filter(self, pod: PodInfo, node: NodeInfo, state: CycleState) -> Status:
         want, used, free = pod.requests, node.requested, node.allocatable

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provisioner.controlplane.scheduler.framework import SUCCESS, Code, CycleState, Status, register
+from provisioner.controlplane.scheduler.framework import SUCCESS, ClusterEvent, Code, CycleState, Status, register
 from provisioner.controlplane.scheduler.snapshot import NodeInfo, PodInfo, Taint
 
 __all__ = ["REASON", "NodeUnschedulable"]
@@ -14,6 +14,7 @@ _UNSCHEDULABLE_TAINT = Taint("node.kubernetes.io/unschedulable", "", "NoSchedule
 @register
 class NodeUnschedulable:
     name = "NodeUnschedulable"
+    events = frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.NODE_CHANGED})
 
     def filter(self, pod: PodInfo, node: NodeInfo, state: CycleState) -> Status:
         if node.unschedulable and not any(t.tolerates(_UNSCHEDULABLE_TAINT) for t in pod.tolerations):

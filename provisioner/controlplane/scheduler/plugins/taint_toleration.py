@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from provisioner.controlplane.scheduler.framework import (
     SUCCESS,
+    ClusterEvent,
     Code,
     CycleState,
     Status,
@@ -21,6 +22,7 @@ _HARD_EFFECTS = ("NoSchedule", "NoExecute")
 @register
 class TaintToleration:
     name = "TaintToleration"
+    events = frozenset({ClusterEvent.NODE_ADDED, ClusterEvent.NODE_CHANGED})
 
     def filter(self, pod: PodInfo, node: NodeInfo, state: CycleState) -> Status:
         for taint in node.taints:
