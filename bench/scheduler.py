@@ -34,8 +34,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from provisioner.controlplane.agent.node import HostInfo, NodeReporter
-from provisioner.controlplane.client import ApiClient, resource
+from provisioner.controlplane.client import ApiClient, ApiStatusError, resource
 from provisioner.dev import dev_down, dev_up
 
 PODS, NAMESPACES = resource("pods"), resource("namespaces")
@@ -62,6 +64,22 @@ async def _bounded(concurrency: int, jobs: list[Callable[[], Awaitable[None]]]) 
     async with asyncio.TaskGroup() as group:
         for _ in range(concurrency):
             group.create_task(worker())
+
+
+async def _retrying(call: Callable[[], Awaitable[Any]]) -> None:
+    """A write that survives a slow moment of a shared host: retried on timeouts; 409 means it landed before."""
+    for attempt in range(5):
+        try:
+            await call()
+            return
+        except ApiStatusError as exc:
+            if exc.code == 409:
+                return
+            raise
+        except (TimeoutError, aiohttp.ClientError):
+            if attempt == 4:
+                raise
+            await asyncio.sleep(1)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -91,13 +109,17 @@ class BindWatch:
 
 async def _create_all(client: ApiClient, names: list[str], *, scheduler: str, concurrency: int) -> None:
     async def create(name: str) -> None:
-        await client.create(PODS, _pod(name, scheduler=scheduler))
+        await _retrying(lambda: client.create(PODS, _pod(name, scheduler=scheduler)))
 
     await _bounded(concurrency, [lambda n=n: create(n) for n in names])
 
 
 async def bench(args: argparse.Namespace, kubeconfig: Path) -> dict[str, Any]:
-    async with ApiClient.from_kubeconfig(kubeconfig) as client, ApiClient.from_kubeconfig(kubeconfig) as beats:
+    async with (
+        ApiClient.from_kubeconfig(kubeconfig) as client,
+        ApiClient.from_kubeconfig(kubeconfig) as beats,
+        ApiClient.from_kubeconfig(kubeconfig) as watcher,
+    ):
         await client.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
         nodes = [NodeReporter(beats, f"hollow-{i:04d}", f"127.254.{i // 250}.{i % 250 + 1}", HOLLOW_HOST)
                  for i in range(args.nodes)]
@@ -112,14 +134,15 @@ async def bench(args: argparse.Namespace, kubeconfig: Path) -> dict[str, Any]:
         async with asyncio.TaskGroup() as group:
             heartbeats = [group.create_task(heartbeat(n)) for n in nodes]
             _, rv = await client.list(PODS, namespace=NAMESPACE)
-            watch = BindWatch(client)
+            watch = BindWatch(watcher)
             watching = group.create_task(watch.run(rv))
 
             floor_names = [f"floor-{i}" for i in range(args.pods)]
             await _create_all(client, floor_names, scheduler="bench-floor", concurrency=args.concurrency)
             started = time.monotonic()
             await _bounded(args.concurrency, [
-                lambda i=i, n=n: client.bind(namespace=NAMESPACE, pod_name=n, node_name=nodes[i % len(nodes)].node_name)
+                lambda i=i, n=n: _retrying(lambda: client.bind(namespace=NAMESPACE, pod_name=n,
+                                                               node_name=nodes[i % len(nodes)].node_name))
                 for i, n in enumerate(floor_names)])
             floor_s = time.monotonic() - started
             floor = args.pods / floor_s
