@@ -315,6 +315,21 @@ def test_rolling_update_and_rollout_undo(api: client.ApiClient, kubectl: Kubectl
     assert "2" in history and "3" in history
 
 
+def test_old_replica_sets_beyond_the_history_limit_are_deleted(
+    api: client.ApiClient, kubectl: Kubectl, ns: str
+) -> None:
+    manifest = json.loads(deployment("web", replicas=1))
+    manifest["spec"]["revisionHistoryLimit"] = 1
+    kubectl("-n", ns, "apply", "-f", "-", stdin=json.dumps(manifest), check=True)
+    with FakeAgent(api, ns):
+        for version in (2, 3, 4):
+            kubectl("-n", ns, "set", "image", "deployment/web", f"web=registry.local/web:{version}", check=True)
+            kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+    sets = wait_for(lambda: len(s := replica_sets(api, ns)) == 2 and s, what="history trimmed to one old set")
+    revisions = sorted(int(rs.metadata.annotations["deployment.kubernetes.io/revision"]) for rs in sets.values())
+    assert revisions == [3, 4]
+
+
 def test_recreate_replaces_all_pods_at_once(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
     kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2, strategy="Recreate"), check=True)
     with FakeAgent(api, ns):
@@ -640,6 +655,21 @@ def test_silent_node_is_tainted_and_its_pods_evicted_then_untainted(
         what="the taint to go when heartbeats return",
         timeout=30,
     )
+
+
+def test_loops_keep_working_when_api_servers_restart(
+    api: client.ApiClient, kubectl: Kubectl, ns: str, dev_cluster: DevCluster
+) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("sturdy", replicas=1), check=True)
+    wait_for(lambda: len(pods_of(api, ns, app="sturdy")) == 1, what="1 pod")
+    try:
+        for replicas, server in enumerate(("apiserver-0", "apiserver-1", "apiserver-2"), start=2):
+            dev_cluster.kill(server)  # every watch through it breaks; informers re-list through the others
+            kubectl("-n", ns, "scale", "deployment/sturdy", f"--replicas={replicas}", check=True)
+            wait_for(lambda r=replicas: len(pods_of(api, ns, app="sturdy")) == r, what=f"{replicas} pods")
+            dev_cluster.restart()
+    finally:
+        dev_cluster.restart()
 
 
 def test_leadership_moves_when_the_leader_is_killed(
