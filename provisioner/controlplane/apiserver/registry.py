@@ -277,9 +277,9 @@ class Registry:
     async def _write_update(self, rt: ResourceType, old: Obj, rev: int, new: Obj, *,
                             subresource: str, dry_run: bool) -> Obj:
         merged = self._merge_for_update(rt, old, new, subresource)
-        if merged == old:
-            return with_rv(old, rev)
         self._admit(rt, merged, old=old)
+        if merged == old:  # a no-op write keeps its resourceVersion (so `kubectl apply` twice is unchanged)
+            return with_rv(old, rev)
         if _spec_part(merged) != _spec_part(old):
             merged["metadata"]["generation"] = int(old["metadata"].get("generation") or 1) + 1
         meta = merged["metadata"]
