@@ -4,8 +4,10 @@ Concurrency model: `run()` is a root task that follows every change under the pr
 from the last revision + 1 when etcd fails over) and keeps a ring of recent events. `events()`
 replays the ring from the requested revision and then follows live events, so a hundred watchers
 cost one etcd watch. A revision older than the ring falls back to a direct etcd watch, which
-raises `Compacted` when etcd no longer has it. Registration and the ring snapshot happen without
-an await in between, so no event is lost or duplicated between replay and live delivery.
+raises `Compacted` when etcd no longer has it. The ring holds decoded objects (a few KiB each), so it
+stays small: a watcher further behind costs one etcd watch of its own, nothing more. Registration
+and the ring snapshot happen without an await in between, so no event is lost or duplicated
+between replay and live delivery.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class _Subscriber:
 class WatchCache:
     """Shared watch over `prefix`; `capacity` recent events are kept for resuming watchers."""
 
-    def __init__(self, store: Store, *, prefix: str = "/registry/", capacity: int = 20_000,
+    def __init__(self, store: Store, *, prefix: str = "/registry/", capacity: int = 4096,
                  max_backlog: int = 50_000) -> None:
         self._store = store
         self._prefix = prefix
