@@ -51,10 +51,11 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
 def dev_up(
     name: NameOption = DEFAULT_NAME,
     masters: Annotated[int | None, typer.Option("--masters", help="1, 3 or 5 (default 3 for a new cluster).")] = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", help="Node agents (default 0; may grow later).")] = None,
 ) -> None:
-    """Start (or repair) a dev cluster: etcd, API servers, HAProxy and an admin kubeconfig."""
+    """Start (or repair) a dev cluster: etcd, API servers, HAProxy, control loops, node agents, admin kubeconfig."""
     with _err.status("starting") as spinner:
-        report = dev.dev_up(name=name, masters=masters, report=lambda msg: spinner.update(msg))
+        report = dev.dev_up(name=name, masters=masters, nodes=nodes, report=lambda msg: spinner.update(msg))
     for action in report.actions:
         if action.what != "unchanged":
             _out.print(f"{action.process}: {action.what}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.dev.layout import Layout
+from provisioner.dev.layout import Layout, node_name
 from provisioner.pki import CertificateAuthority, IssuedCert
 
 __all__ = ["ADMIN_GROUP", "ADMIN_USER", "DevCerts", "issue_dev_certs"]
@@ -30,6 +30,7 @@ class DevCerts:
     apiserver_etcd_client: IssuedCert
     admin: IssuedCert
     lb_health_pem: Path  # certificate + key in one file, as HAProxy wants them
+    agents: tuple[IssuedCert, ...] = ()  # one per node: the agent's log endpoint (serving) and its identity
 
 
 def issue_dev_certs(layout: Layout, pki_dir: Path) -> DevCerts:
@@ -71,4 +72,8 @@ def issue_dev_certs(layout: Layout, pki_dir: Path) -> DevCerts:
         apiserver_etcd_client=ca.issue("apiserver-etcd-client", common_name="apiserver", client=True),
         admin=ca.issue("admin", common_name=ADMIN_USER, organizations=(ADMIN_GROUP,), client=True),
         lb_health_pem=lb_health_pem,
+        agents=tuple(
+            ca.issue(f"agent-{j}", common_name=f"system:node:{node_name(j)}", organizations=("system:nodes",),
+                     hosts=(address,), server=True, client=True)
+            for j, address in enumerate(layout.node_addresses)),
     )

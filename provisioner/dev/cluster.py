@@ -20,9 +20,11 @@ from typing import Any
 
 import fasteners
 
+from provisioner.controlplane.agent.cgroups import detect_cgroups
+from provisioner.controlplane.agent.runtime import reap
 from provisioner.dev.certs import ADMIN_USER, issue_dev_certs
-from provisioner.dev.components import COMPONENTS, ETCD, ClusterPaths, ComponentSpec, Context, Instance, Launch
-from provisioner.dev.layout import MASTER_COUNTS, Layout, choose_block
+from provisioner.dev.components import AGENT, COMPONENTS, ETCD, ClusterPaths, ComponentSpec, Context, Instance, Launch
+from provisioner.dev.layout import MASTER_COUNTS, MAX_NODES, Layout, choose_block
 from provisioner.dev.probes import EtcdMemberStatus, etcd_member_status
 from provisioner.dev.processes import ProcessRecord, is_alive, port_in_use, spawn, stop
 from provisioner.errors import ProvisionerError
@@ -134,7 +136,8 @@ class _State:
 
     @property
     def layout(self) -> Layout:
-        return Layout(name=self.data["name"], block=int(self.data["block"]), masters=int(self.data["masters"]))
+        return Layout(name=self.data["name"], block=int(self.data["block"]), masters=int(self.data["masters"]),
+                      nodes=int(self.data.get("nodes", 0)))
 
     def processes(self) -> dict[str, dict[str, Any]]:
         return self.data.setdefault("processes", {})
@@ -198,7 +201,7 @@ def _all_ports(layout: Layout) -> Iterator[tuple[str, int]]:
                 yield inst.address, port
 
 
-def _new_state(name: str, masters: int, home: Path | None) -> _State:
+def _new_state(name: str, masters: int, nodes: int, home: Path | None) -> _State:
     """Pick a loopback block no other cluster here records and where every port is free."""
     taken = {
         int(read_json(cluster_dir(other, home=home) / STATE_FILE).get("block", 0))
@@ -206,7 +209,8 @@ def _new_state(name: str, masters: int, home: Path | None) -> _State:
     }
 
     def free(block: int) -> bool:
-        return not any(port_in_use(a, p) for a, p in _all_ports(Layout(name=name, block=block, masters=masters)))
+        layout = Layout(name=name, block=block, masters=masters, nodes=nodes)
+        return not any(port_in_use(a, p) for a, p in _all_ports(layout))
 
     block = choose_block(name, taken=taken, free=free)
     if block is None:
@@ -214,7 +218,8 @@ def _new_state(name: str, masters: int, home: Path | None) -> _State:
             "no free loopback block 127.N.0.0/16 left for a new dev cluster",
             hint="stop other dev clusters with `provision dev down --name NAME`",
         )
-    state = _State(_paths(name, home), {"name": name, "block": block, "masters": masters, "processes": {}})
+    state = _State(_paths(name, home),
+                   {"name": name, "block": block, "masters": masters, "nodes": nodes, "processes": {}})
     state.save()
     return state
 
@@ -237,6 +242,25 @@ def _resolve_masters(state: _State | None, masters: int | None) -> int:
             hint=f"run `provision dev down --name {state.layout.name} --purge` first, or omit --masters",
         )
     return recorded
+
+
+def _resolve_nodes(state: _State | None, nodes: int | None) -> int:
+    """A new cluster gets `nodes` (default 0); an existing one may grow, never shrink."""
+    if nodes is not None and not 0 <= nodes <= MAX_NODES:
+        raise ProvisionerError(f"--nodes must be between 0 and {MAX_NODES}, not {nodes}",
+                               hint="each node is one agent process on its own loopback address")
+    if state is None:
+        return nodes or 0
+    recorded = state.layout.nodes
+    if nodes is not None and nodes < recorded:
+        raise ProvisionerError(
+            f"dev cluster {state.layout.name!r} has {recorded} nodes; shrinking it to {nodes} is not supported",
+            hint=f"run `provision dev down --name {state.layout.name} --purge` first, or omit --nodes",
+        )
+    if nodes is not None and nodes != recorded:
+        state.data["nodes"] = nodes
+        state.save()
+    return recorded if nodes is None else nodes
 
 
 def _fingerprint(launch: Launch) -> str:
@@ -357,7 +381,12 @@ def _phase(phases: list[Phase], title: str, report: Reporter) -> Iterator[None]:
 
 
 def dev_up(
-    *, name: str, masters: int | None = None, home: Path | None = None, report: Reporter = lambda _: None
+    *,
+    name: str,
+    masters: int | None = None,
+    nodes: int | None = None,
+    home: Path | None = None,
+    report: Reporter = lambda _: None,
 ) -> UpReport:
     """Bring the cluster to "every process running and healthy", changing only what is not."""
     paths = _paths(name, home)
@@ -365,18 +394,15 @@ def dev_up(
     with _locked(paths):
         existing = _load(name, home) if paths.state_file.is_file() else None
         masters = _resolve_masters(existing, masters)
+        nodes = _resolve_nodes(existing, nodes)
         phases: list[Phase] = []
         actions: list[Action] = []
         with _phase(phases, "addresses", report):
-            state = existing or _new_state(name, masters, home)
+            state = existing or _new_state(name, masters, nodes, home)
             _check_ports(state)
         with _phase(phases, "certificates", report):
             ctx = Context(layout=state.layout, paths=paths, certs=issue_dev_certs(state.layout, paths.pki))
-        for spec in COMPONENTS:
-            with _phase(phases, spec.title, report):
-                actions += _reconcile(state, ctx, spec)
-                _wait_healthy(state, ctx, spec, report)
-        with _phase(phases, "kubeconfig", report):
+        with _phase(phases, "kubeconfig", report):  # before the components: the control loops and agents read it
             write_kubeconfig(
                 paths.admin_kubeconfig,
                 cluster_name=name,
@@ -386,6 +412,10 @@ def dev_up(
                 key_file=ctx.certs.admin.key_file,
                 user=ADMIN_USER,
             )
+        for spec in COMPONENTS:
+            with _phase(phases, spec.title, report):
+                actions += _reconcile(state, ctx, spec)
+                _wait_healthy(state, ctx, spec, report)
         return UpReport(
             layout=ctx.layout,
             server=ctx.layout.server_url,
@@ -409,6 +439,11 @@ def dev_down(*, name: str, purge: bool = False, home: Path | None = None) -> Dow
             if process in state.processes():
                 state.processes()[process]["pid"] = None
                 state.save()
+        cgroups = detect_cgroups() if state.layout.nodes else None
+        for inst in AGENT.instances(state.layout):  # containers outlive their agent by design: stop them too
+            root = state.paths.data / inst.name
+            if cgroups is not None and root.is_dir():
+                reap(root, cgroups=cgroups)
         if purge:
             shutil.rmtree(state.paths.root)
         return DownReport(name=name, stopped=tuple(stopped), purged=purge)

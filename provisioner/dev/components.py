@@ -17,12 +17,13 @@ from provisioner.configure.etcd import EtcdMember, EtcdTls, etcd_flags
 from provisioner.configure.haproxy import Backend, HealthCheck, render_haproxy_cfg
 from provisioner.controlplane.apiserver.config import ApiServerConfig
 from provisioner.dev.certs import DevCerts
-from provisioner.dev.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, Layout
+from provisioner.dev.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, Layout, node_name
 from provisioner.dev.probes import etcd_health, https_ready
 
-__all__ = ["COMPONENTS", "ETCD", "ClusterPaths", "ComponentSpec", "Context", "Instance", "Launch"]
+__all__ = ["AGENT", "COMPONENTS", "ETCD", "ClusterPaths", "ComponentSpec", "Context", "Instance", "Launch"]
 
 ETCD_BINARY = "/usr/bin/etcd"
+AGENT_PORT = 10250
 HAPROXY_BINARY = "/usr/sbin/haproxy"
 
 
@@ -71,7 +72,7 @@ class Instance:
 
     @property
     def endpoint(self) -> str:
-        return f"{self.address}:{self.ports[0]}"
+        return f"{self.address}:{self.ports[0]}" if self.ports else self.address
 
 
 @dataclass(frozen=True)
@@ -188,4 +189,47 @@ HAPROXY = ComponentSpec(
     kind="haproxy", title="load balancer", instances=_lb_instances, launch=_haproxy_launch, unhealthy=_readyz
 )
 
-COMPONENTS: tuple[ComponentSpec, ...] = (ETCD, APISERVER, HAPROXY)
+
+
+def _control_loop(module: str, kind: str) -> Callable[[Context, Instance], Launch]:
+    """A leader-elected process on every master (controller manager, scheduler), with the admin kubeconfig."""
+
+    def launch(ctx: Context, inst: Instance) -> Launch:
+        return Launch(argv=(sys.executable, "-m", module, "--kubeconfig", str(ctx.paths.admin_kubeconfig),
+                            "--identity", f"{kind}-{inst.index}"))
+
+    return launch
+
+
+def _running(ctx: Context, inst: Instance) -> str | None:
+    return None  # alive is enough: only the Lease holder acts, the others wait
+
+
+def _agents(layout: Layout) -> tuple[Instance, ...]:
+    return tuple(Instance(name=f"agent-{j}", index=j, address=a, ports=(AGENT_PORT,))
+                 for j, a in enumerate(layout.node_addresses))
+
+
+def _agent_launch(ctx: Context, inst: Instance) -> Launch:
+    cert = ctx.certs.agents[inst.index]
+    return Launch(argv=(sys.executable, "-m", "provisioner.controlplane.agent",
+                        "--kubeconfig", str(ctx.paths.admin_kubeconfig), "--node-name", node_name(inst.index),
+                        "--address", inst.address, "--root", str(ctx.paths.data / inst.name),
+                        "--tls-cert-file", str(cert.cert_file), "--tls-key-file", str(cert.key_file),
+                        "--client-ca-file", str(ctx.certs.ca_file)))
+
+
+def _agent_healthz(ctx: Context, inst: Instance) -> str | None:
+    return https_ready(f"https://{inst.endpoint}/healthz", ca_file=ctx.certs.ca_file, client=ctx.certs.admin)
+
+
+CONTROLLER_MANAGER = ComponentSpec(kind="controller-manager", title="controller managers",
+                                   instances=_masters("controller-manager"),
+                                   launch=_control_loop("provisioner.controlplane.controllers", "controller-manager"),
+                                   unhealthy=_running)
+SCHEDULER = ComponentSpec(kind="scheduler", title="schedulers", instances=_masters("scheduler"),
+                          launch=_control_loop("provisioner.controlplane.scheduler", "scheduler"), unhealthy=_running)
+AGENT = ComponentSpec(kind="agent", title="node agents", instances=_agents, launch=_agent_launch,
+                      unhealthy=_agent_healthz)
+
+COMPONENTS: tuple[ComponentSpec, ...] = (ETCD, APISERVER, HAPROXY, CONTROLLER_MANAGER, SCHEDULER, AGENT)

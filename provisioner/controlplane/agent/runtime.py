@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.controlplane.agent import shim
+from provisioner.controlplane.agent.cgroups import Cgroups
 
-__all__ = ["Attempt", "Runtime"]
+__all__ = ["Attempt", "Runtime", "reap"]
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +165,22 @@ class Runtime:
 
     def remove_pod(self, pod_uid: str) -> None:
         shutil.rmtree(self.pod_dir(pod_uid), ignore_errors=True)
+
+    def running(self) -> list[Attempt]:
+        """Every attempt whose shim still runs, across all pods."""
+        latest = (self.attempts(uid, c.name)[-1:] for uid in self.pod_uids() for c in self.pod_dir(uid).iterdir())
+        return [a[0] for a in latest if a and a[0].shim_alive()]
+
+
+def reap(root: Path, *, cgroups: Cgroups, timeout: float = 10.0) -> int:
+    """Kill every container an agent left running under `root` (the node is going away); how many were."""
+    runtime = Runtime(root)
+    running = runtime.running()
+    for attempt in running:
+        runtime.signal(attempt, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any(a.shim_alive() for a in running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for uid in runtime.pod_uids():
+        cgroups.remove(uid)
+    return len(running)
