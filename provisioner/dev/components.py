@@ -201,6 +201,12 @@ def _control_loop(module: str, kind: str) -> Callable[[Context, Instance], Launc
     return launch
 
 
+def _loops(kind: str) -> Callable[[Layout], tuple[Instance, ...]]:
+    """One per master, but only in a cluster with nodes: without nodes there is no workload to run."""
+    on_masters = _masters(kind)
+    return lambda layout: on_masters(layout) if layout.nodes else ()
+
+
 def _running(ctx: Context, inst: Instance) -> str | None:
     return None  # alive is enough: only the Lease holder acts, the others wait
 
@@ -224,10 +230,10 @@ def _agent_healthz(ctx: Context, inst: Instance) -> str | None:
 
 
 CONTROLLER_MANAGER = ComponentSpec(kind="controller-manager", title="controller managers",
-                                   instances=_masters("controller-manager"),
+                                   instances=_loops("controller-manager"),
                                    launch=_control_loop("provisioner.controlplane.controllers", "controller-manager"),
                                    unhealthy=_running)
-SCHEDULER = ComponentSpec(kind="scheduler", title="schedulers", instances=_masters("scheduler"),
+SCHEDULER = ComponentSpec(kind="scheduler", title="schedulers", instances=_loops("scheduler"),
                           launch=_control_loop("provisioner.controlplane.scheduler", "scheduler"), unhealthy=_running)
 AGENT = ComponentSpec(kind="agent", title="node agents", instances=_agents, launch=_agent_launch,
                       unhealthy=_agent_healthz)
