@@ -172,7 +172,13 @@ class NodeReporter:
             await self.write_status()
 
     async def write_status(self) -> None:
-        await self.client.patch(NODES, self.node_name, {"status": self.status()}, subresource="status")
+        """Patch the Node's status; a Node deleted behind the agent's back is registered again."""
+        try:
+            await self.client.patch(NODES, self.node_name, {"status": self.status()}, subresource="status")
+        except ApiStatusError as exc:
+            if not exc.not_found:
+                raise
+            await self.client.create(NODES, self.node_object())
 
     async def renew_lease(self) -> None:
         spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": 40, "renewTime": _now(micro=True)}
