@@ -27,6 +27,8 @@ class ApiServerConfig:
     etcd_key_file: Path
     token_file: Path | None = None  # CSV lines: token,user,uid,"group1,group2" (kube-apiserver format)
     server_name: str = "apiserver"  # identifies this instance in logs and Leases
+    service_cidr: str = "10.96.0.0/12"  # Service cluster IPs; the first address goes to `default/kubernetes`
+    advertise_address: str = ""  # where clients reach this server (the `kubernetes` Endpoints); default bind_address
 
     @classmethod
     def load(cls, path: Path) -> ApiServerConfig:

@@ -22,6 +22,7 @@ from typing import Any
 from provisioner.controlplane.apiserver.paging import decode_continue, encode_continue
 from provisioner.controlplane.apiserver.resources import ResourceType, by_kind
 from provisioner.controlplane.apiserver.selectors import FieldSelector, LabelSelector
+from provisioner.controlplane.apiserver.serviceips import Claim, ServiceIPs
 from provisioner.controlplane.apiserver.status import ApiError, FieldError, invalid, not_found
 from provisioner.controlplane.store import (
     AlreadyExists,
@@ -99,12 +100,18 @@ def _finalizers(obj: Obj) -> list[str]:
 
 
 class Registry:
-    """Verbs over stored objects; `namespaces` mirrors stored Namespaces so creates skip an etcd read."""
+    """Verbs over stored objects; `namespaces` mirrors stored Namespaces so creates skip an etcd read.
 
-    def __init__(self, store: Store, *, admission: Admission, namespaces: PrefixMirror | None = None) -> None:
+    With `service_ips`, Services get a cluster IP claimed before defaulting and freed when the
+    Service is deleted (or stops needing it); a failed write undoes its claim.
+    """
+
+    def __init__(self, store: Store, *, admission: Admission, namespaces: PrefixMirror | None = None,
+                 service_ips: ServiceIPs | None = None) -> None:
         self._store = store
         self._admission = admission
         self._namespaces = namespaces
+        self._service_ips = service_ips
 
     @property
     def store(self) -> Store:
@@ -229,17 +236,42 @@ class Registry:
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
         self._prepare_for_create(rt, obj)
-        self._admit(rt, obj, old=None)
-        if rt.namespaced:
-            await self._namespace_accepts_content(meta["namespace"])
-        if dry_run:
-            return obj
+        claim = await self._assign_cluster_ip(rt, obj, old=None, dry_run=dry_run)
         try:
-            rev = await self._store.create(rt.key(meta["name"], meta.get("namespace")), obj)
-        except AlreadyExists:
-            raise ApiError(409, "AlreadyExists", f'{_qualified(rt)} "{meta["name"]}" already exists',
-                           {"name": meta["name"], "group": rt.group, "kind": rt.plural}) from None
+            self._admit(rt, obj, old=None)
+            if rt.namespaced:
+                await self._namespace_accepts_content(meta["namespace"])
+            if dry_run:
+                return obj
+            try:
+                rev = await self._store.create(rt.key(meta["name"], meta.get("namespace")), obj)
+            except AlreadyExists:
+                raise ApiError(409, "AlreadyExists", f'{_qualified(rt)} "{meta["name"]}" already exists',
+                               {"name": meta["name"], "group": rt.group, "kind": rt.plural}) from None
+        except BaseException:
+            await self._undo_claim(claim)
+            raise
         return with_rv(obj, rev)
+
+    # --- service cluster IPs ----------------------------------------------------------------------
+
+    async def _assign_cluster_ip(self, rt: ResourceType, obj: Obj, *, old: Obj | None, dry_run: bool
+                                 ) -> Claim | None:
+        if self._service_ips is None or rt.kind != "Service":
+            return None
+        return await self._service_ips.assign(obj, old=old, dry_run=dry_run)
+
+    async def _undo_claim(self, claim: Claim | None) -> None:
+        if claim is not None and self._service_ips is not None:
+            await self._service_ips.undo(claim)
+
+    async def _release_cluster_ip(self, rt: ResourceType, gone: Obj, *, kept: Obj | None = None) -> None:
+        """Free the cluster IP of a deleted Service, or of one whose update dropped it (to ExternalName)."""
+        if self._service_ips is None or rt.kind != "Service":
+            return
+        ip = (gone.get("spec") or {}).get("clusterIP")
+        if kept is None or (kept.get("spec") or {}).get("clusterIP") != ip:
+            await self._service_ips.release(gone)
 
     @staticmethod
     def _prepare_for_create(rt: ResourceType, obj: Obj) -> None:
@@ -277,6 +309,18 @@ class Registry:
     async def _write_update(self, rt: ResourceType, old: Obj, rev: int, new: Obj, *,
                             subresource: str, dry_run: bool) -> Obj:
         merged = self._merge_for_update(rt, old, new, subresource)
+        claim = await self._assign_cluster_ip(rt, merged, old=old, dry_run=dry_run)
+        try:
+            written = await self._admit_and_write(rt, old, rev, merged, dry_run=dry_run)
+        except BaseException:
+            await self._undo_claim(claim)
+            raise
+        if not dry_run:
+            deleted = bool(written["metadata"].get("deletionTimestamp")) and not _finalizers(written)
+            await self._release_cluster_ip(rt, old, kept=None if deleted else written)
+        return written
+
+    async def _admit_and_write(self, rt: ResourceType, old: Obj, rev: int, merged: Obj, *, dry_run: bool) -> Obj:
         self._admit(rt, merged, old=old)
         if merged == old:  # a no-op write keeps its resourceVersion (so `kubectl apply` twice is unchanged)
             return with_rv(old, rev)
@@ -387,6 +431,7 @@ class Registry:
             raise not_found(group=rt.group, plural=rt.plural, name=name) from None
         except Conflict:
             raise conflict(rt, name) from None
+        await self._release_cluster_ip(rt, last)
         return with_rv(last, del_rev)
 
     @staticmethod

@@ -2,8 +2,9 @@
 
 Concurrency model: one event loop; root tasks are the shared watch cache, the mirrors of
 Namespaces and RBAC objects (authorization reads them from memory, never from etcd per
-request) and the HTTPS site. Start-up creates the default namespaces and the bootstrap RBAC
-policy when missing (every API server does it; a lost race is AlreadyExists and fine). A stop
+request) and the HTTPS site. Start-up creates the default namespaces, the bootstrap RBAC
+policy and the `kubernetes` Service when missing (every API server does it; a lost race is
+fine) and adds this server to the `kubernetes` Endpoints, which a clean stop undoes. A stop
 event (set by SIGTERM/SIGINT) or the end of any root task stops them all.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from typing import Any
 
@@ -19,9 +21,15 @@ from aiohttp import web
 from provisioner.controlplane.apiserver.app import Documents, build_app, serving_ssl_context
 from provisioner.controlplane.apiserver.authn import Authenticator
 from provisioner.controlplane.apiserver.config import ApiServerConfig
+from provisioner.controlplane.apiserver.masterservice import (
+    ensure_kubernetes_service,
+    register_endpoint,
+    unregister_endpoint,
+)
 from provisioner.controlplane.apiserver.rbac import RBACAuthorizer, bootstrap_objects
 from provisioner.controlplane.apiserver.registry import NAMESPACES, Admission, Registry
 from provisioner.controlplane.apiserver.resources import RESOURCES, ResourceType, by_kind
+from provisioner.controlplane.apiserver.serviceips import ServiceIPs
 from provisioner.controlplane.apiserver.status import ApiError
 from provisioner.controlplane.store import PrefixMirror, Store, TlsEtcdClient, WatchCache
 
@@ -85,7 +93,10 @@ async def run(config: ApiServerConfig, *, stop: asyncio.Event, bookmark_interval
     cache = WatchCache(store)
     namespaces = PrefixMirror(store, cache, NAMESPACES.key_prefix())
     rbac = {rt.kind: PrefixMirror(store, cache, rt.key_prefix()) for rt in RESOURCES if rt.kind in _RBAC_KINDS}
-    registry = Registry(store, admission=_admission(), namespaces=namespaces)
+    service_ips = ServiceIPs(store, cidr=config.service_cidr)
+    registry = Registry(store, admission=_admission(), namespaces=namespaces, service_ips=service_ips)
+    advertise = config.advertise_address or config.bind_address
+    registered = False
     app = build_app(
         registry=registry, cache=cache, authenticator=Authenticator(token_file=config.token_file),
         authorizer=RBACAuthorizer(MirroredRules(rbac)), documents=_documents(),
@@ -100,6 +111,12 @@ async def run(config: ApiServerConfig, *, stop: asyncio.Event, bookmark_interval
                      *(tasks.create_task(m.run(), name=f"{kind}-mirror") for kind, m in rbac.items())]
             await cache.wait_ready()
             await bootstrap(registry)
+            await ensure_kubernetes_service(registry, cluster_ip=service_ips.first, port=config.port)
+            if ipaddress.ip_address(advertise).is_unspecified:
+                log.warning("no advertise_address: %s stays out of the kubernetes Endpoints", config.server_name)
+            else:
+                await register_endpoint(registry, address=advertise, port=config.port)
+                registered = True
             for mirror in (namespaces, *rbac.values()):
                 await mirror.wait_synced()
             await runner.setup()
@@ -114,5 +131,8 @@ async def run(config: ApiServerConfig, *, stop: asyncio.Event, bookmark_interval
                 task.cancel()
     finally:
         await runner.cleanup()
+        if registered:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(unregister_endpoint(registry, address=advertise, port=config.port), 2.0)
         with contextlib.suppress(Exception):
             await store.close()
