@@ -3,7 +3,9 @@
 `dev_cluster` runs `provision dev up --masters 3` (the importable function; the servers are real
 processes) in a temporary PROVISIONER_HOME under a unique name, and always `down --purge`s it at the
 end, even when a test or the start-up fails. Tests that kill a process must restore it with
-`restart()` before they finish, so later tests see a whole cluster.
+`restart()` before they finish, so later tests see a whole cluster. This is the one way tests start
+a cluster: tests of the etcd store use its etcd members (with the API servers' etcd client
+certificate) under key prefixes of their own.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class DevCluster:
     ca_file: Path
     admin_cert: Path
     admin_key: Path
+    etcd_client_cert: Path  # the API servers' client certificate for etcd
+    etcd_client_key: Path
 
     def process(self, name: str) -> ProcessStatus:
         """The recorded process `name` ("apiserver-1", "etcd-0", "haproxy") as `provision dev status` sees it."""
@@ -98,6 +102,8 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster
             ca_file=pki / "ca.crt",
             admin_cert=pki / "admin.crt",
             admin_key=pki / "admin.key",
+            etcd_client_cert=pki / "apiserver-etcd-client.crt",
+            etcd_client_key=pki / "apiserver-etcd-client.key",
         )
     finally:
         if (home / name / "cluster.json").exists():
