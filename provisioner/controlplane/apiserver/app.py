@@ -75,9 +75,11 @@ def serving_ssl_context(*, cert_file: Path, key_file: Path, client_ca_file: Path
     return context
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps(**options) builds an encoder per call
+
+
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                        content_type="application/json")
+    return web.Response(body=_ENCODER.encode(body).encode(), status=status, content_type="application/json")
 
 
 def _status_response(error: ApiError) -> web.Response:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import ssl
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,11 +149,18 @@ class Authenticator:
             raise TokenFileError(f"token file {token_file} does not exist",
                                  hint="create it or remove token_file from the API server config")
         self._tokens = _TokenFile(token_file) if token_file is not None else None
+        # A TLS connection's peer certificate never changes: parse it once per connection, not per request.
+        self._cert_users: weakref.WeakKeyDictionary[ssl.SSLObject, UserInfo | None] = weakref.WeakKeyDictionary()
 
     def authenticate(self, request: web.Request) -> UserInfo | None:
         """The request's user, or None when it carries no valid credentials (answer 401)."""
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-        user = user_from_peer_cert(ssl_object.getpeercert()) if ssl_object is not None else None
+        user = None
+        if ssl_object is not None:
+            try:
+                user = self._cert_users[ssl_object]
+            except KeyError:
+                user = self._cert_users[ssl_object] = user_from_peer_cert(ssl_object.getpeercert())
         if user is not None:
             return user
         return self.authenticate_token(_bearer_token(request.headers.get("Authorization")))

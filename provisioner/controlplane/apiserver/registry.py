@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import secrets
 import string
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,8 +60,14 @@ class ListResult:
     continue_token: str = ""
 
 
+@functools.lru_cache(maxsize=4)
+def _rfc3339(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+
+
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current second, formatted once per second (every create stamps one)."""
+    return _rfc3339(int(time.time()))
 
 
 def with_rv(obj: Obj, rev: int) -> Obj:
