@@ -4,15 +4,17 @@
 nothing. The probe boots the image's kernel under KVM without a root disk: a kernel that gets as far as
 "VFS: Unable to mount root fs" has run its whole early boot on KVM, and `panic=-1 -no-reboot` make QEMU
 exit right there. Anything else (a crash, a hang until the timeout) means TCG. The verdict is cached per
-kernel (by content) and QEMU version, so the probe runs once; `PROVISIONER_ACCEL=kvm|tcg` overrides it.
+kernel (by content) and QEMU binary, so the probe runs once; `PROVISIONER_ACCEL=kvm|tcg` overrides it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -55,5 +57,16 @@ def _kernel_boots_on_kvm(kernel: Path) -> bool:
 
 
 def _probe_key(kernel: Path) -> str:
-    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False).stdout
-    return hashlib.sha256(kernel.read_bytes() + qemu.encode()).hexdigest()[:16]
+    """Kernel content and QEMU binary identity; memoised per file version, as every VM start asks."""
+    qemu = Path(shutil.which("qemu-system-x86_64") or "qemu-system-x86_64")
+    return _digest(str(kernel.resolve()), _version(kernel), str(qemu), _version(qemu))
+
+
+def _version(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(kernel: str, kernel_version: tuple[int, int], qemu: str, qemu_version: tuple[int, int]) -> str:
+    return hashlib.sha256(Path(kernel).read_bytes() + f"{qemu}{qemu_version}".encode()).hexdigest()[:16]

@@ -52,8 +52,9 @@ def load_inventory(path: Path) -> tuple[InventoryHost, ...]:
         raise ProvisionerError(f"cannot read inventory {path}: {e}", hint="see inventories/ for examples") from e
     entries = raw.get("hosts") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise ProvisionerError(f"inventory {path}: `hosts` must be a non-empty list",
-                               hint="see inventories/ for examples")
+        raise ProvisionerError(
+            f"inventory {path}: `hosts` must be a non-empty list", hint="see inventories/ for examples"
+        )
     known = set(InventoryHost.__dataclass_fields__)
     problems, hosts = [], []
     for i, entry in enumerate(entries):
@@ -71,8 +72,9 @@ def load_inventory(path: Path) -> tuple[InventoryHost, ...]:
     names = [h.name for h in hosts]
     problems += [f"host {n}: listed twice" for n in sorted({n for n in names if names.count(n) > 1})]
     if problems:
-        raise ProvisionerError(f"invalid inventory {path}:\n" + "\n".join(f"  - {p}" for p in problems),
-                               hint="fix the fields above")
+        raise ProvisionerError(
+            f"invalid inventory {path}:\n" + "\n".join(f"  - {p}" for p in problems), hint="fix the fields above"
+        )
     return tuple(hosts)
 
 
@@ -124,15 +126,20 @@ class BareMetalNodeDriver(NodeDriver):
                 raise ProvisionerError(f"a bare-metal node named {name!r} is already claimed")
             free = [h for h in self._hosts.values() if h.name not in claims]
             if not free:
-                raise ProvisionerError(f"no free host left in the inventory for {name}",
-                                       hint=f"add hosts, or release some: {', '.join(sorted(claims))}")
+                raise ProvisionerError(
+                    f"no free host left in the inventory for {name}",
+                    hint=f"add hosts, or release some: {', '.join(sorted(claims))}",
+                )
             claims[free[0].name] = {"node": name, "cluster": ex_cluster}
         return self._to_node(free[0], name=name, cluster=ex_cluster)
 
     def list_nodes(self, ex_cluster: str | None = None) -> list[Node]:  # type: ignore[override]
         claims = read_json(self._claims) if self._claims.is_file() else {}
-        return [self._to_node(self._hosts[h], name=c["node"], cluster=c["cluster"]) for h, c in sorted(claims.items())
-                if h in self._hosts and (ex_cluster is None or c["cluster"] == ex_cluster)]
+        return [
+            self._to_node(self._hosts[h], name=c["node"], cluster=c["cluster"])
+            for h, c in sorted(claims.items())
+            if h in self._hosts and (ex_cluster is None or c["cluster"] == ex_cluster)
+        ]
 
     def destroy_node(self, node: Node) -> bool:
         """Release the claim; the host keeps running (uninstalling is the caller's job, see module docstring)."""
@@ -154,8 +161,10 @@ class BareMetalNodeDriver(NodeDriver):
             if not late and len(current) == len(names):
                 return [(n, n.public_ips) for n in current]
             if time.monotonic() > deadline:
-                raise ProvisionerError(f"bare-metal hosts of {', '.join(sorted(late))} do not answer SSH",
-                                       hint="check that they are powered on and reachable")
+                raise ProvisionerError(
+                    f"bare-metal hosts of {', '.join(sorted(late))} do not answer SSH",
+                    hint="check that they are powered on and reachable",
+                )
             time.sleep(wait_period)
 
     def _locked(self) -> _Claims:
@@ -163,11 +172,26 @@ class BareMetalNodeDriver(NodeDriver):
 
     def _to_node(self, host: InventoryHost, *, name: str, cluster: str) -> Node:
         state = "reachable" if _answers(host.address, host.ssh_port) else "unreachable"
-        extra = {"cluster": cluster, "host": host.name, "ssh_host": host.address, "ssh_port": host.ssh_port,
-                 "ssh_user": host.user, "ssh_key_file": str(host.key), "host_key": host.host_key,
-                 "ports": {_API_PORT: host.api_port}, "reusable": True}
-        return Node(id=name, name=name, state=self.NODE_STATE_MAP[state], public_ips=[host.address],
-                    private_ips=[host.private_address or host.address], driver=self, extra=extra)
+        extra = {
+            "cluster": cluster,
+            "host": host.name,
+            "ssh_host": host.address,
+            "ssh_port": host.ssh_port,
+            "ssh_user": host.user,
+            "ssh_key_file": str(host.key),
+            "host_key": host.host_key,
+            "ports": {_API_PORT: host.api_port},
+            "reusable": True,
+        }
+        return Node(
+            id=name,
+            name=name,
+            state=self.NODE_STATE_MAP[state],
+            public_ips=[host.address],
+            private_ips=[host.private_address or host.address],
+            driver=self,
+            extra=extra,
+        )
 
 
 class _Claims:

@@ -9,27 +9,50 @@ on the host: building a seed is writing a tar file.
 
 from __future__ import annotations
 
-__all__ = ["DISABLED_UNITS", "GUEST_FILES", "MGMT_MAC", "SEED_SERIAL"]
+__all__ = ["DISABLED_UNITS", "ENABLED_UNITS", "GUEST_FILES", "INITRAMFS_FILES", "MGMT_MAC", "SEED_SERIAL"]
 
 SEED_SERIAL = "pvseed"
 MGMT_MAC = "52:54:00:12:34:56"
 
-_SEED_UNIT = f"""\
+# The seed disk is found by its virtio serial in sysfs rather than through udev's /dev/disk/by-id links:
+# the kernel has probed it before / is mounted, and waiting for udev would put it on every boot's critical path.
+_SEED_SCRIPT = f"""\
+#!/bin/sh
+for dev in /sys/block/vd*; do
+    if [ "$(cat "$dev/serial" 2>/dev/null)" = {SEED_SERIAL} ]; then
+        exec tar -xpf "/dev/${{dev##*/}}" -C /
+    fi
+done
+echo "no seed disk (virtio serial {SEED_SERIAL})" >&2
+exit 1
+"""
+
+_SEED_UNIT = """\
 [Unit]
 Description=Per-VM identity from the provisioner seed disk
 DefaultDependencies=no
-Requires=dev-disk-by\\x2did-virtio\\x2d{SEED_SERIAL}.device
-After=dev-disk-by\\x2did-virtio\\x2d{SEED_SERIAL}.device systemd-remount-fs.service
 Before=sysinit.target systemd-networkd.service ssh.service
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/tar -xpf /dev/disk/by-id/virtio-{SEED_SERIAL} -C /
-ExecStart=/sbin/resize2fs /dev/vda
+ExecStart=/usr/local/lib/provisioner/apply-seed
 
 [Install]
 WantedBy=sysinit.target
+"""
+
+# Growing / to the size's disk is not needed for SSH, so it runs beside the rest of the boot.
+_GROWFS_UNIT = """\
+[Unit]
+Description=Grow the root filesystem to the disk the VM was given
+
+[Service]
+Type=oneshot
+ExecStart=/sbin/resize2fs /dev/vda
+
+[Install]
+WantedBy=multi-user.target
 """
 
 # The management NIC sits behind QEMU's user-mode network, whose addresses never change: a static
@@ -51,20 +74,30 @@ PasswordAuthentication no
 UseDNS no
 """
 
+# Baked into the last image layer (cheap to change); the root fs is mounted rw by the kernel (no fstab entry,
+# so nothing waits for udev to announce /dev/vda).
 GUEST_FILES: dict[str, tuple[str, int]] = {
+    "usr/local/lib/provisioner/apply-seed": (_SEED_SCRIPT, 0o755),
     "etc/systemd/system/provisioner-seed.service": (_SEED_UNIT, 0o644),
+    "etc/systemd/system/provisioner-growfs.service": (_GROWFS_UNIT, 0o644),
     "etc/systemd/network/20-mgmt.network": (_MGMT_NETWORK, 0o644),
     "etc/ssh/sshd_config.d/provisioner.conf": (_SSHD, 0o644),
-    "etc/fstab": ("/dev/vda / ext4 rw,noatime 0 0\n", 0o644),
+    "etc/fstab": ("# / is mounted rw by the kernel (root=/dev/vda rw)\n", 0o644),
     "etc/hostname": ("localhost\n", 0o644),
     "etc/hosts": ("127.0.0.1 localhost\n", 0o644),
     "etc/resolv.conf": ("nameserver 10.0.2.3\n", 0o644),
     "etc/machine-id": ("", 0o444),
+}
+ENABLED_UNITS: tuple[str, ...] = ("provisioner-seed.service", "provisioner-growfs.service", "systemd-networkd.service")
+
+# Part of the rootfs layer: the initramfs is generated there. Only what finds and mounts / goes in.
+INITRAMFS_FILES: dict[str, tuple[str, int]] = {
     "etc/initramfs-tools/conf.d/provisioner": ("MODULES=list\n", 0o644),
     "etc/initramfs-tools/modules": ("virtio_pci\nvirtio_blk\next4\n", 0o644),
 }
 
-# Installed services that a cluster role starts when it wants them; at boot they only cost time.
+# Masked: services a cluster role starts when it wants them, and boot steps a lab VM does not need. Under TCG
+# every unit costs real seconds (utmp ~5 s, random-seed ~3 s, each pseudo-filesystem mount ~2.5 s).
 DISABLED_UNITS: tuple[str, ...] = (
     "etcd.service",
     "haproxy.service",
@@ -74,4 +107,14 @@ DISABLED_UNITS: tuple[str, ...] = (
     "e2scrub_reap.service",
     "fstrim.timer",
     "systemd-networkd-wait-online.service",
+    "systemd-update-utmp.service",
+    "systemd-update-utmp-runlevel.service",
+    "systemd-random-seed.service",
+    "systemd-binfmt.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "systemd-pstore.service",
+    "dev-hugepages.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-fs-fuse-connections.mount",
 )

@@ -1,12 +1,13 @@
 """The local cloud's machine image, built in three cached layers so that a code change costs seconds, not minutes.
 
-Layer 1, `rootfs-<hash>/`: a debootstrap of Debian 12 with every package a cluster machine needs and the
-guest files of `guest.py`; its hash covers the package list, mirror, suite, guest files and `ROOTFS_VERSION`.
+Layer 1, `rootfs-<hash>/`: a debootstrap of Debian 12 with every package a cluster machine needs and its
+initramfs; its hash covers the package list, mirror, suite, initramfs settings and `ROOTFS_VERSION`.
 Layer 2, `deps-<hash>/`: an overlayfs upper directory over layer 1 holding a wheelhouse of the project's
 dependencies and a venv at /opt/provisioner/venv with them installed (so VMs never need the network); its hash
 adds pyproject.toml. Layer 3, `image-<hash>/`: the project's own wheel installed into that venv (no
-dependencies), the whole tree turned into an ext4 disk with `mkfs.ext4 -d`, next to the kernel and initrd for
-direct boot; its hash adds every file of the package.
+dependencies) plus the guest files and units of `guest.py`, the whole tree turned into an ext4 disk with
+`mkfs.ext4 -d`, next to the kernel and initrd for direct boot; its hash adds every file of the package and
+the guest configuration.
 
 Layers are built in a temporary directory and renamed into place, so a crash never leaves half a layer.
 Builds are serialised by a lock file in the cache; the cache is shared by every `$PROVISIONER_HOME`.
@@ -88,8 +89,7 @@ class ImageInputs:
 
     @property
     def rootfs_hash(self) -> str:
-        files = sorted((path, text, mode) for path, (text, mode) in guest.GUEST_FILES.items())
-        return _digest(ROOTFS_VERSION, SUITE, self.mirror, self.packages, files, guest.DISABLED_UNITS)[:16]
+        return _digest(ROOTFS_VERSION, SUITE, self.mirror, self.packages, guest.INITRAMFS_FILES)[:16]
 
     @property
     def deps_hash(self) -> str:
@@ -97,7 +97,8 @@ class ImageInputs:
 
     @property
     def image_hash(self) -> str:
-        return _digest(IMAGE_VERSION, self.deps_hash, self.project_hash, DISK_SIZE)[:16]
+        units = (guest.ENABLED_UNITS, guest.DISABLED_UNITS)
+        return _digest(IMAGE_VERSION, self.deps_hash, self.project_hash, DISK_SIZE, guest.GUEST_FILES, units)[:16]
 
 
 @dataclass(frozen=True)
@@ -216,18 +217,10 @@ def _build_rootfs(target: Path, *, inputs: ImageInputs, progress: Progress) -> N
     progress(f"rootfs {inputs.rootfs_hash}: debootstrap {SUITE} from {inputs.mirror} (a minute or two)")
     cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(inputs.packages)}", SUITE, str(tmp)]
     _run([*cmd, inputs.mirror], progress=progress, stream=True)
-    progress(f"rootfs {inputs.rootfs_hash}: guest configuration")
-    for ssh_key in (tmp / "etc/ssh").glob("ssh_host_*"):
+    for ssh_key in (tmp / "etc/ssh").glob("ssh_host_*"):  # every VM gets its own from its seed
         ssh_key.unlink()
-    for rel, (text, mode) in guest.GUEST_FILES.items():
-        path = tmp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
-        path.write_text(text)
-        path.chmod(mode)
+    _write_files(tmp, guest.INITRAMFS_FILES)
     with _mounted_proc(tmp):
-        _chroot(tmp, "systemctl", "enable", "provisioner-seed.service", "systemd-networkd.service", progress=progress)
-        _chroot(tmp, "systemctl", "mask", *guest.DISABLED_UNITS, progress=progress)
         progress(f"rootfs {inputs.rootfs_hash}: initramfs")
         _chroot(tmp, "update-initramfs", "-u", "-k", "all", progress=progress)
         _chroot(tmp, "apt-get", "clean", progress=progress)
@@ -274,8 +267,11 @@ def _build_image(target: Path, *, lower: list[Path], inputs: ImageInputs, progre
         (wheel,) = wheels.glob("provisioner-*.whl")
         with _overlay(lower=lower, scratch=tmp) as merged:
             shutil.copy(wheel, merged / WHEELHOUSE.lstrip("/"))
+            _write_files(merged, guest.GUEST_FILES)
             with _mounted_proc(merged):
                 _pip_install(merged, [f"{WHEELHOUSE}/{wheel.name}"], progress=progress)
+                _chroot(merged, "systemctl", "enable", *guest.ENABLED_UNITS, progress=progress)
+                _chroot(merged, "systemctl", "mask", *guest.DISABLED_UNITS, progress=progress)
             progress(f"image {inputs.image_hash}: mkfs.ext4 -d")
             _run(
                 ["mkfs.ext4", "-q", "-L", "pvroot", "-d", str(merged), str(tmp / "disk.raw"), DISK_SIZE],
@@ -327,6 +323,15 @@ def _mounted_proc(root: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", str(proc)], check=True)
+
+
+def _write_files(root: Path, files: dict[str, tuple[str, int]]) -> None:
+    for rel, (text, mode) in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.write_text(text)
+        path.chmod(mode)
 
 
 def _pip_install(root: Path, wheels: list[str], *, progress: Progress) -> None:
