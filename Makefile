@@ -17,7 +17,8 @@ KUBECTL_KEYRING := /usr/share/keyrings/cloud.google.gpg
 .PHONY: up test test-fast lint install
 
 up: install
-	$(VENV)/bin/provision dev up --masters 3
+	$(VENV)/bin/provision image build
+	$(VENV)/bin/provision up --masters 3 --nodes 2
 
 test: install
 	$(VENV)/bin/pytest

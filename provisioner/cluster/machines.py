@@ -138,7 +138,8 @@ def ensure_machines(cloud: Cloud, *, progress: Progress) -> tuple[tuple[Machine,
                                    hint="see `provision status`; `provision down` then `up` recreates it")
     progress(f"waiting for {len(existing)} machines to answer SSH")
     nodes = [existing[name] for name, _, _ in wanted(cloud.spec)]
-    running = cloud.compute.wait_until_running(nodes, timeout=_BOOT_TIMEOUT_S)
+    # Probing slowly: under TCG every SSH probe forks an sshd child in a guest that is busy booting.
+    running = cloud.compute.wait_until_running(nodes, wait_period=3, timeout=_BOOT_TIMEOUT_S)
     roles = {name: role for name, role, _ in wanted(cloud.spec)}
     return tuple(to_machine(node, roles[node.name]) for node, _ in running), changes
 

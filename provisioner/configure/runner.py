@@ -9,7 +9,9 @@ Synchronous: it blocks on ansible-runner, as every caller (the CLI) expects.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,8 @@ def _envvars(workdir: Path, *, known_hosts: Path, forks: int) -> dict[str, str]:
         "-o ServerAliveCountMax=3", "-o IdentitiesOnly=yes", "-o BatchMode=yes",
     ])
     return {
+        # ansible-playbook is installed next to this Python; a venv's bin/ need not be on PATH.
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "ANSIBLE_ROLES_PATH": str(ROLES),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_SSH_ARGS": ssh_args,
