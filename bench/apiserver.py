@@ -5,8 +5,12 @@ client certificate (aiohttp as the load client): ConfigMap creates (~1 KiB paylo
 clients), gets, one list over 10,000 objects, and watch delivery latency to 100 watchers (from the
 moment a create is sent until each watcher has the event). As the baseline, the same number of
 compare-and-swap create transactions with the same payload and concurrency go straight to etcd
-(aetcd over the same mutual TLS). Prints numbers, asserts nothing; the last line is one JSON object.
-The load client shares the host's cores with the cluster, so absolute numbers are a floor.
+(aetcd over the same mutual TLS). Creates are also measured straight to the API servers (round
+robin, no HAProxy) to show what the load-balancer hop costs. For every phase it reads the CPU time
+each part spent (API servers, etcd members, HAProxy from /proc; the load client from its own
+process), so the report says where the time goes. Prints numbers, asserts nothing; the last line
+is one JSON object. The load client shares the host's cores with the cluster, so absolute numbers
+are a floor.
 
     .venv/bin/python bench/apiserver.py [--objects 10000] [--concurrency 64] [--watchers 100]
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import ssl
 import statistics
@@ -29,23 +34,27 @@ from pathlib import Path
 import aiohttp
 from aetcd import rpc
 
-from provisioner.controlplane.store.etcd import TlsEtcdClient
-from provisioner.dev import dev_down, dev_up
-from provisioner.dev.layout import ETCD_CLIENT_PORT
+from provisioner.controlplane.store import Store, TlsEtcdClient
+from provisioner.dev import dev_down, dev_status, dev_up
+from provisioner.dev.layout import APISERVER_PORT, ETCD_CLIENT_PORT
 
 NAMESPACE = "bench"
+DIRECT_NAMESPACE = "bench-direct"
 WATCH_NAMESPACE = "bench-watch"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
 class Target:
     server: str
+    apiservers: tuple[str, ...]  # each API server's own URL, for the direct (no HAProxy) run
     ca_file: Path
     admin_cert: Path
     admin_key: Path
     etcd_endpoints: tuple[str, ...]
     etcd_cert: Path
     etcd_key: Path
+    processes: tuple[tuple[str, int], ...]  # (part: "apiserver", "etcd" or "haproxy", PID) of every process
 
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca_file))
@@ -65,6 +74,27 @@ class Timed:
 
     def percentile_ms(self, q: float) -> float:
         return percentile(self.latencies, q) * 1000
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
+
+
+def cpu_sample(target: Target) -> dict[str, float]:
+    """CPU seconds used so far by each part of the cluster, and by this (client) process."""
+    parts = {"client": time.process_time()}
+    for part, pid in target.processes:
+        parts[part] = parts.get(part, 0.0) + _cpu_seconds(pid)
+    return parts
+
+
+def cpu_ms_per_op(before: dict[str, float], after: dict[str, float], ops: int) -> dict[str, float]:
+    return {part: round((after[part] - before[part]) * 1000 / max(ops, 1), 3) for part in after}
+
+
+def describe_cpu(per_op: dict[str, float]) -> str:
+    return "cpu ms/op: " + "  ".join(f"{part} {ms:.2f}" for part, ms in sorted(per_op.items()))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -105,16 +135,31 @@ async def ensure_namespace(session: aiohttp.ClientSession, server: str, name: st
 
 
 async def bench_creates(
-    session: aiohttp.ClientSession, server: str, *, count: int, concurrency: int, payload: str
+    session: aiohttp.ClientSession, servers: tuple[str, ...], *, namespace: str, count: int, concurrency: int,
+    payload: str,
 ) -> Timed:
-    url = f"{server}/api/v1/namespaces/{NAMESPACE}/configmaps"
+    """Creates through each of `servers` at once, the clients split evenly and each pinned to one server.
 
-    async def create(i: int) -> bool:
-        async with session.post(url, json=configmap(f"cm-{i}", payload)) as r:
-            await r.read()
-            return r.status == 201
+    One server is the HAProxy endpoint; several are the API servers themselves, with each client
+    keeping to one of them as HAProxy keeps a client's connection on one backend.
+    """
 
-    return await run_concurrently(count, concurrency, create)
+    def creates_via(server: str, offset: int) -> Callable[[int], Awaitable[bool]]:
+        url = f"{server}/api/v1/namespaces/{namespace}/configmaps"
+
+        async def create(i: int) -> bool:
+            async with session.post(url, json=configmap(f"cm-{offset + i}", payload)) as r:
+                await r.read()
+                return r.status == 201
+
+        return create
+
+    share, clients = count // len(servers), max(1, concurrency // len(servers))
+    started = time.perf_counter()
+    runs = await asyncio.gather(*(run_concurrently(share, clients, creates_via(server, n * share))
+                                  for n, server in enumerate(servers)))
+    return Timed(seconds=time.perf_counter() - started, latencies=[x for run in runs for x in run.latencies],
+                 errors=sum(run.errors for run in runs))
 
 
 async def bench_gets(
@@ -188,13 +233,29 @@ async def bench_watch(
     return delays
 
 
-async def bench_etcd(target: Target, *, count: int, concurrency: int, payload: str) -> Timed:
-    """The same CAS create the store performs (create_revision == 0 -> put), straight to etcd."""
-    client = TlsEtcdClient(
+def etcd_client(target: Target) -> TlsEtcdClient:
+    return TlsEtcdClient(
         endpoints=target.etcd_endpoints, ca_file=target.ca_file, cert_file=target.etcd_cert, key_file=target.etcd_key
     )
+
+
+async def follow(store: Store, prefix: str) -> None:
+    """Consume every change under `prefix`, as an API server's watch cache does (prev_kv included)."""
+    async for _ in store.watch(prefix, start_revision=await store.current_revision() + 1):
+        pass
+
+
+async def bench_etcd(target: Target, *, count: int, concurrency: int, payload: str, watchers: int) -> Timed:
+    """The same CAS create the store performs (create_revision == 0 -> put), straight to etcd.
+
+    With `watchers`, that many separate connections watch the keys while they are written, the way
+    each API server's watch cache follows every write: this isolates what the watches cost etcd.
+    """
+    client = etcd_client(target)
     await client.connect()
     run = uuid.uuid4().hex[:8]
+    stores = [Store(etcd_client(target)) for _ in range(watchers)]
+    following = [asyncio.create_task(follow(store, f"/bench-raw/{run}/")) for store in stores]
 
     async def txn(i: int) -> bool:
         key = f"/bench-raw/{run}/cm-{i}".encode()
@@ -208,39 +269,62 @@ async def bench_etcd(target: Target, *, count: int, concurrency: int, payload: s
         return bool(response.succeeded)
 
     try:
+        await asyncio.sleep(0.5 if watchers else 0)  # let the watches register
         return await run_concurrently(count, concurrency, txn)
     finally:
+        for task in following:
+            task.cancel()
+        await asyncio.gather(*following, return_exceptions=True)
+        for store in stores:
+            await store.close()
         await client.close()
 
 
-async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
+async def measure(target: Target, args: argparse.Namespace) -> dict[str, object]:
     payload = "x" * args.payload_bytes
+    cpu: dict[str, dict[str, float]] = {}
+    connections = 0  # opened by the load client: with keep-alive, about one per concurrent client
+
+    async def count_connection(*_: object) -> None:
+        nonlocal connections
+        connections += 1
+
+    async def phase(label: str, ops: int, run: Awaitable[Timed]) -> Timed:
+        opened, before = connections, cpu_sample(target)
+        timed = await run
+        cpu[label] = cpu_ms_per_op(before, cpu_sample(target), ops)
+        print(
+            f"{label + ':':<15} {timed.rate:8.0f}/s  p50 {timed.percentile_ms(50):.1f} ms  "
+            f"p99 {timed.percentile_ms(99):.1f} ms  errors {timed.errors}  {describe_cpu(cpu[label])}  "
+            f"connections opened {connections - opened}",
+            flush=True,
+        )
+        return timed
+
+    before = cpu_sample(target)
+    await asyncio.sleep(args.idle_seconds)
+    cpu["idle, per second"] = cpu_ms_per_op(before, cpu_sample(target), args.idle_seconds)
+    print(f"idle cluster:   {describe_cpu(cpu['idle, per second'])} (ms of CPU per second)", flush=True)
+
+    tracing = aiohttp.TraceConfig()
+    tracing.on_connection_create_end.append(count_connection)
     connector = aiohttp.TCPConnector(limit=0, ssl=target.ssl_context())
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
-        for namespace in (NAMESPACE, WATCH_NAMESPACE):
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120),
+                                     trace_configs=[tracing]) as session:
+        for namespace in (NAMESPACE, DIRECT_NAMESPACE, WATCH_NAMESPACE):
             await ensure_namespace(session, target.server, namespace)
-        etcd = await bench_etcd(target, count=args.objects, concurrency=args.concurrency, payload=payload)
-        print(
-            f"etcd CAS txns:  {etcd.rate:8.0f}/s  p50 {etcd.percentile_ms(50):.1f} ms  "
-            f"p99 {etcd.percentile_ms(99):.1f} ms  errors {etcd.errors}",
-            flush=True,
-        )
-        creates = await bench_creates(
-            session, target.server, count=args.objects, concurrency=args.concurrency, payload=payload
-        )
-        print(
-            f"creates:        {creates.rate:8.0f}/s  p50 {creates.percentile_ms(50):.1f} ms  "
-            f"p99 {creates.percentile_ms(99):.1f} ms  errors {creates.errors}",
-            flush=True,
-        )
-        gets = await bench_gets(
-            session, target.server, count=args.objects, objects=args.objects, concurrency=args.concurrency
-        )
-        print(
-            f"gets:           {gets.rate:8.0f}/s  p50 {gets.percentile_ms(50):.1f} ms  "
-            f"p99 {gets.percentile_ms(99):.1f} ms  errors {gets.errors}",
-            flush=True,
-        )
+        count, concurrency = args.objects, args.concurrency
+        etcd = await phase("etcd CAS txns", count,
+                           bench_etcd(target, count=count, concurrency=concurrency, payload=payload, watchers=0))
+        watched = await phase(f"etcd + {len(target.apiservers)} watches", count, bench_etcd(
+            target, count=count, concurrency=concurrency, payload=payload, watchers=len(target.apiservers)))
+        creates = await phase("creates", count, bench_creates(
+            session, (target.server,), namespace=NAMESPACE, count=count, concurrency=concurrency, payload=payload))
+        direct = await phase("creates direct", args.direct_objects, bench_creates(
+            session, target.apiservers, namespace=DIRECT_NAMESPACE, count=args.direct_objects,
+            concurrency=concurrency, payload=payload))
+        gets = await phase("gets", count, bench_gets(
+            session, target.server, count=count, objects=count, concurrency=concurrency))
         list_seconds, items = await bench_list(session, target.server, rounds=3)
         print(f"list:           {list_seconds * 1000:8.0f} ms for {items} objects (median of 3)", flush=True)
         delays = await bench_watch(
@@ -261,6 +345,10 @@ async def measure(target: Target, args: argparse.Namespace) -> dict[str, float]:
         "watch_p99_ms": round(watch_p99, 2),
         "etcd_txn_per_s": round(etcd.rate, 1),
         "create_vs_etcd_ratio": round(creates.rate / etcd.rate, 3),
+        "etcd_txn_watched_per_s": round(watched.rate, 1),
+        "direct_creates_per_s": round(direct.rate, 1),
+        "direct_create_p99_ms": round(direct.percentile_ms(99), 2),
+        "cpu_ms_per_op": cpu,
     }
 
 
@@ -268,10 +356,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--masters", type=int, default=3)
     parser.add_argument("--objects", type=int, default=10_000, help="creates (and list size), gets, etcd txns")
+    parser.add_argument("--direct-objects", type=int, default=3_000, help="creates straight to the API servers")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--watch-events", type=int, default=200)
     parser.add_argument("--payload-bytes", type=int, default=1024)
+    parser.add_argument("--idle-seconds", type=int, default=5, help="measure the idle cluster's background CPU")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="provisioner-bench-"))
@@ -285,14 +375,18 @@ def main() -> None:
             flush=True,
         )
         pki = home / name / "pki"
+        processes = tuple((p.name.rsplit("-", 1)[0], p.pid) for p in dev_status(name=name, home=home).processes
+                          if p.pid is not None and p.name.startswith(("apiserver", "etcd", "haproxy")))
         target = Target(
             server=report.server,
+            apiservers=tuple(f"https://{a}:{APISERVER_PORT}" for a in report.layout.master_addresses),
             ca_file=pki / "ca.crt",
             admin_cert=pki / "admin.crt",
             admin_key=pki / "admin.key",
             etcd_endpoints=tuple(f"{a}:{ETCD_CLIENT_PORT}" for a in report.layout.master_addresses),
             etcd_cert=pki / "apiserver-etcd-client.crt",
             etcd_key=pki / "apiserver-etcd-client.key",
+            processes=processes,
         )
         results = asyncio.run(measure(target, args))
     finally:
