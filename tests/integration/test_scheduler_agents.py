@@ -288,6 +288,32 @@ def test_restarted_agent_adopts_its_running_pods(nodes: Nodes, ns: str) -> None:
     os.kill(pid, 0)
 
 
+def test_pods_keep_running_and_restarting_while_the_api_is_unreachable(nodes: Nodes, ns: str, dev_cluster: Any) -> None:
+    script = "sleep 4; exit 1"  # crashes every few seconds: restarts must go on without the API
+    nodes.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(_pod("steady")), check=True)
+    nodes.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(
+        _pod("crashy", command=["sh", "-c", script], nodeSelector={"kubernetes.io/hostname": "node-a"})),
+        check=True)
+    steady = nodes.until(lambda: _running(nodes, ns, "steady"), "steady Running")
+    crashy = nodes.until(lambda: _running(nodes, ns, "crashy"), "crashy Running")
+    runtime = Runtime(nodes.roots[steady["spec"]["nodeName"]])
+    pid = runtime.attempts(steady["metadata"]["uid"], "main")[-1].process()["pid"]  # type: ignore[index]
+    crashy_runtime = Runtime(nodes.roots["node-a"])
+    before = len(crashy_runtime.attempts(crashy["metadata"]["uid"], "main"))
+    dev_cluster.kill("haproxy")  # the agents' only way to the API servers
+    try:
+        time.sleep(6)  # shorter than the node grace period, so the nodes stay Ready
+        os.kill(pid, 0)
+        assert len(crashy_runtime.attempts(crashy["metadata"]["uid"], "main")) > before
+    finally:
+        dev_cluster.restart()
+    restarts = nodes.until(lambda: nodes.pod(ns, "crashy")["status"]["containerStatuses"][0]["restartCount"] >= before
+                           and nodes.pod(ns, "crashy")["status"]["containerStatuses"][0]["restartCount"],
+                           "restart count reported after the outage")
+    assert restarts >= before
+    assert _running(nodes, ns, "steady")["status"]["containerStatuses"][0]["restartCount"] == 0  # type: ignore[index]
+
+
 def test_scheduler_leadership_moves_to_a_standby(nodes: Nodes, ns: str) -> None:
     standby = Proc("scheduler-standby", [*nodes.procs["scheduler"].argv[:-1], "it-scheduler-1"],
                    nodes.procs["scheduler"].log_file.with_name("scheduler-standby.log"))

@@ -21,12 +21,12 @@ def make_pod(name: str = "p", *, namespace: str = "default", node: str = "", lab
 
 def make_node(name: str = "n1", *, cpu: str = "4", memory: str = "8Gi", pods: str = "110",
               labels: dict[str, str] | None = None, taints: list[dict[str, str]] | None = None,
-              unschedulable: bool = False, images: list[str] | None = None) -> dict[str, Any]:
+              unschedulable: bool = False, images: dict[str, int] | None = None) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
         "spec": {"taints": taints or [], "unschedulable": unschedulable},
         "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": pods},
-                   "images": [{"names": [i], "sizeBytes": 1} for i in images or []]},
+                   "images": [{"names": [i], "sizeBytes": size} for i, size in (images or {}).items()]},
     }
 
 

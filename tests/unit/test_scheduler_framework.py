@@ -55,7 +55,7 @@ def test_schedule_picks_the_only_feasible_node() -> None:
 
 
 def test_weights_decide_between_plugins() -> None:
-    with_image = node_info(make_node("img", images=["nginx:latest"]),
+    with_image = node_info(make_node("img", images={"nginx:latest": 2000 * 2**20}),
                            make_pod("a", node="img", owner="rs"), make_pod("b", node="img", owner="rs"))
     empty = node_info(make_node("empty"))
     pod = PodInfo.from_pod(make_pod(image="nginx", owner="rs"))

@@ -163,10 +163,27 @@ def run_score(plugin_name: str, pod: dict[str, Any], *nodes: NodeInfo) -> dict[s
     return scores
 
 
-def test_image_locality_prefers_node_that_ran_the_image() -> None:
-    scores = run_score("ImageLocality", make_pod(image="nginx"),
-                       node_info(make_node("n1", images=["nginx:latest"])), node_info(make_node("n2")))
-    assert scores == {"n1": 100, "n2": 0}
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("n1_images", "n2_images", "expected"),
+    [
+        pytest.param({"nginx:latest": 1200 * MB}, {}, {"n1": 59, "n2": 0}, id="big-image-on-half-the-nodes"),
+        pytest.param({"nginx:latest": 2500 * MB}, {}, {"n1": 100, "n2": 0}, id="capped-at-max"),
+        pytest.param({"nginx:latest": 1200 * MB}, {"nginx:latest": 1200 * MB}, {"n1": 100, "n2": 100},
+                     id="image-everywhere-gives-no-edge"),
+        pytest.param({"nginx:latest": 0}, {}, {"n1": 0, "n2": 0}, id="sizeless-images-are-neutral"),
+        pytest.param({"nginx:latest": 30 * MB}, {}, {"n1": 0, "n2": 0}, id="small-images-under-threshold"),
+    ],
+)
+def test_image_locality(n1_images: dict[str, int], n2_images: dict[str, int], expected: dict[str, int]) -> None:
+    plugin = PLUGINS["ImageLocality"]()
+    pod = PodInfo.from_pod(make_pod(image="nginx"))
+    nodes = [node_info(make_node("n1", images=n1_images)), node_info(make_node("n2", images=n2_images))]
+    state = CycleState()
+    assert plugin.pre_score(pod, Snapshot.of(nodes), nodes, state).ok
+    assert {n.name: plugin.score(pod, n, state) for n in nodes} == expected
 
 
 def test_least_allocated_prefers_emptier_node() -> None:

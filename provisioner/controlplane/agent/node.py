@@ -220,13 +220,15 @@ class NodeReporter:
             group.create_task(self._status_loop(), name="node-status")
 
     async def heartbeat(self) -> None:
-        """Renew the Lease every `lease_interval` forever; failures are logged and retried next time."""
+        """Renew the Lease every `lease_interval`; after a failure retry 5x sooner, so an outage ends quickly."""
         while True:
             try:
                 await self.renew_lease()
+                delay = self.lease_interval
             except _API_ERRORS as exc:
                 log.warning("node %s: lease renewal failed: %s", self.node_name, exc)
-            await asyncio.sleep(self.lease_interval)
+                delay = self.lease_interval / 5
+            await asyncio.sleep(delay)
 
     async def _status_loop(self) -> None:
         while True:

@@ -227,7 +227,7 @@ class NodeInfo:
     unschedulable: bool
     taints: tuple[Taint, ...]
     allocatable: Resources
-    images: frozenset[str]
+    images: Mapping[str, int]  # image name -> size in bytes, from status.images
     pods: tuple[PodInfo, ...] = ()
     requested: Resources = Resources()
     score_requested: Resources = Resources()
@@ -243,7 +243,8 @@ class NodeInfo:
             unschedulable=bool(spec.get("unschedulable")),
             taints=tuple(Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec.get("taints") or []),
             allocatable=Resources.from_list(status.get("allocatable") or status.get("capacity")),
-            images=frozenset(normalize_image(n) for image in status.get("images") or [] for n in image["names"]),
+            images=MappingProxyType({normalize_image(n): int(image.get("sizeBytes") or 0)
+                                     for image in status.get("images") or [] for n in image.get("names") or []}),
         )
         for pod in pods:
             info = info.with_pod(pod)

@@ -1,18 +1,41 @@
-"""ImageLocality (score): prefer nodes that already ran the pod's images (the agent reports them in status.images)."""
+"""ImageLocality (pre-score, score): prefer nodes that already hold the pod's big images, as Kubernetes does.
+
+Each image on a node counts with its size scaled by the share of nodes holding it (an image everywhere
+gives no node an edge); the sum is mapped onto 0..100 between 23 MB and 1000 MB per container, so
+small images never outweigh spreading. Nodes report images in `status.images`; the process agent
+reports the images of pods it ran with size 0 (nothing is pulled here), so on such nodes this plugin
+stays neutral, while nodes with real image sizes attract their pods.
+"""
 
 from __future__ import annotations
 
-from provisioner.controlplane.scheduler.framework import MAX_NODE_SCORE, CycleState, register
-from provisioner.controlplane.scheduler.snapshot import NodeInfo, PodInfo
+from collections import Counter
+from collections.abc import Sequence
 
-__all__ = ["ImageLocality"]
+from provisioner.controlplane.scheduler.framework import MAX_NODE_SCORE, SUCCESS, Code, CycleState, Status, register
+from provisioner.controlplane.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
+
+__all__ = ["MAX_CONTAINER_THRESHOLD", "MIN_THRESHOLD", "ImageLocality"]
+
+MIN_THRESHOLD = 23 * 1024 * 1024
+MAX_CONTAINER_THRESHOLD = 1000 * 1024 * 1024
+_STATE_KEY = "ImageLocality/spread"
 
 
 @register
 class ImageLocality:
     name = "ImageLocality"
 
-    def score(self, pod: PodInfo, node: NodeInfo, state: CycleState) -> int:
+    def pre_score(self, pod: PodInfo, snapshot: Snapshot, nodes: Sequence[NodeInfo], state: CycleState) -> Status:
         if not pod.images:
-            return 0
-        return MAX_NODE_SCORE * sum(1 for image in pod.images if image in node.images) // len(pod.images)
+            return Status(Code.SKIP)
+        holders = Counter(image for node in snapshot.nodes for image in pod.images if image in node.images)
+        state.write(_STATE_KEY, {image: holders[image] / len(snapshot.nodes) for image in pod.images})
+        return SUCCESS
+
+    def score(self, pod: PodInfo, node: NodeInfo, state: CycleState) -> int:
+        spread: dict[str, float] = state.read(_STATE_KEY)
+        total = sum(node.images[image] * spread[image] for image in pod.images if image in node.images)
+        ceiling = MAX_CONTAINER_THRESHOLD * len(pod.images)
+        clamped = min(max(total, MIN_THRESHOLD), ceiling)
+        return int((clamped - MIN_THRESHOLD) * MAX_NODE_SCORE / (ceiling - MIN_THRESHOLD))
