@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from provisioner.infra import labnet
@@ -59,10 +60,11 @@ def floor(image: Image, count: int, work: Path) -> float:
             )  # fmt: skip
             write_seed(spec.seed, identity)
             specs.append((spec, launch(spec)))
-        waiting = {spec.ssh_port for spec, _ in specs}
-        while waiting:
-            waiting = {port for port in waiting if not ssh_banner(port, timeout=2.0)}
-            time.sleep(0.5 if waiting else 0)
+        waiting = [spec.ssh_port for spec, _ in specs]
+        with ThreadPoolExecutor(max_workers=count) as pool:  # probe like the driver's list_nodes: in parallel
+            while waiting:
+                waiting = [port for port, up in zip(waiting, pool.map(ssh_banner, waiting), strict=True) if not up]
+                time.sleep(0.5 if waiting else 0)
         return time.monotonic() - start
     finally:
         for spec, pid in specs:

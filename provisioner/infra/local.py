@@ -366,7 +366,7 @@ class LocalNodeDriver(NodeDriver):
         state = record.state
         if state not in ("stopped", "creating") and not process_matches(record.pid, files / "qmp.sock"):
             state = "crashed"
-        elif state == "booting" and probe and ssh_banner(record.ssh_port, timeout=2.0):
+        elif state == "booting" and probe and ssh_banner(record.ssh_port):
             state = "running"
             with self._state.lock():
                 current = self._state.node(record.name)

@@ -114,9 +114,10 @@ def launch(spec: VmSpec) -> int:
     return int(spec.pidfile.read_text().strip())
 
 
-def ssh_banner(port: int, *, timeout: float = 1.0) -> bool:
-    """True once sshd in the guest answers: user-mode forwarding accepts TCP before the guest listens,
-    so only the banner proves the VM is up."""
+def ssh_banner(port: int, *, timeout: float = 10.0) -> bool:
+    """True once sshd in the guest answers. User-mode forwarding accepts TCP before the guest listens, so only
+    the banner proves the VM is up; a loaded TCG guest can take seconds to fork sshd and send it, and giving up
+    sooner would never see it."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             return s.recv(8).startswith(b"SSH-")
