@@ -22,6 +22,7 @@ from provisioner.errors import ProvisionerError
 __all__ = ["connect", "run"]
 
 _ATTEMPTS = 5
+_SLOW_S = 60  # a busy TCG guest can take tens of seconds to send its SSH banner
 _TRANSIENT = (paramiko.SSHException, OSError, socket.timeout, EOFError)
 
 
@@ -37,7 +38,7 @@ def _pin_host_key(client: paramiko.SSHClient, target: SshTarget) -> None:
 def _open(target: SshTarget) -> Connection:
     conn = Connection(target.host, port=target.port, user=target.user, connect_timeout=10,
                       connect_kwargs={"key_filename": str(target.key_file), "look_for_keys": False,
-                                      "allow_agent": False})
+                                      "allow_agent": False, "banner_timeout": _SLOW_S, "auth_timeout": _SLOW_S})
     if target.host_key:
         _pin_host_key(conn.client, target)
     conn.open()

@@ -114,7 +114,7 @@ def _pki(run: _Run) -> None:
     hosts = []
     for machine in run.machines:
         bundle = render_bundle(topology, topology.host(machine.name), run.certs)
-        archive = write_archive(bundle, run.files.bundles / f"{machine.name}.tar.gz")
+        archive = write_archive(bundle, run.files.bundles / f"{machine.name}.tar.gz.b64")
         hosts.append(InventoryHost(name=machine.name, role=machine.role, address=machine.address,
                                    ssh=machine.ssh, bundle_file=archive, bundle_hash=bundle.hash))
     _write_if_changed(run.files.inventory, render_inventory(tuple(hosts)))

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 __all__ = ["GROUPS", "Unit", "render_unit"]
 
-# Roles in start order; each starts the units of its group on the hosts it runs on.
-GROUPS = ("etcd", "control-plane", "loadbalancer", "node")
+# Start order; a role starts the units of its groups. The API server starts alone, before the controllers
+# and the scheduler that would only compete with it for the CPU while retrying to reach it.
+GROUPS = ("etcd", "apiserver", "control-plane", "loadbalancer", "node")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import tarfile
 from pathlib import Path
@@ -34,7 +35,7 @@ def test_master_bundle_runs_etcd_apiserver_controllers_and_scheduler(tmp_path: P
     topology = _topology()
     bundle = render_bundle(topology, topology.masters[1], issue_cluster_certs(topology, tmp_path))
     assert [(u.group, u.name) for u in bundle.units] == [
-        ("etcd", "provisioner-etcd.service"), ("control-plane", "provisioner-apiserver.service"),
+        ("etcd", "provisioner-etcd.service"), ("apiserver", "provisioner-apiserver.service"),
         ("control-plane", "provisioner-controllers.service"), ("control-plane", "provisioner-scheduler.service")]
     files = _paths(bundle.files)
     etcd_unit = files["/etc/systemd/system/provisioner-etcd.service"].decode()
@@ -71,11 +72,11 @@ def test_bundle_hash_is_stable_across_renders_and_follows_the_topology(tmp_path:
 def test_archive_is_not_rewritten_while_its_hash_is_unchanged(tmp_path: Path) -> None:
     topology = _topology()
     bundle = render_bundle(topology, topology.masters[0], issue_cluster_certs(topology, tmp_path / "pki"))
-    archive = write_archive(bundle, tmp_path / "m0.tar.gz")
+    archive = write_archive(bundle, tmp_path / "m0.tar.gz.b64")
     before = archive.stat().st_mtime_ns
     write_archive(bundle, archive)
     assert archive.stat().st_mtime_ns == before
-    with tarfile.open(fileobj=io.BytesIO(archive.read_bytes())) as tar:
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(archive.read_bytes()))) as tar:
         names = tar.getnames()
         manifest = tar.extractfile("manifest").read().decode()  # type: ignore[union-attr]
         assert tar.extractfile("hash").read().decode().strip() == bundle.hash  # type: ignore[union-attr]

@@ -1,26 +1,38 @@
 #!/bin/sh
 # Installs this host's bundle (rendered on the operator's machine) and starts its services.
 # Every action that changes the host prints a line starting with CHANGED; Ansible's changed_when reads them.
-#   apply.sh install        copy changed files into place, reload systemd when a unit changed, record the hash
-#   apply.sh start GROUP    (re)start GROUP's units: restart those whose files changed, start those not running
-#   apply.sh uninstall      stop and disable every unit this bundle installed, remove its files and state
+# Under TCG every fork costs, so the common paths run a handful of processes.
+#   apply.sh install        put changed files in place, enable units, reload systemd when a unit changed
+#   apply.sh start GROUP    restart GROUP's units whose files changed, start those not running
+#   apply.sh uninstall      stop every unit this bundle installed, remove its files and state
 #   apply.sh ready URL CERT KEY   exit 0 when GET URL answers 200 (TLS verified against the cluster CA)
 set -eu
 STATE=/var/lib/provisioner
 BUNDLE=$STATE/bundle
 PENDING=$STATE/pending-restart
+WANTS=/etc/systemd/system/multi-user.target.wants
 
 install_bundle() {
-    reload=no
-    while read -r mode path units; do
-        if [ ! -f "$path" ] || ! cmp -s "$BUNDLE/files$path" "$path"; then
-            mkdir -p "$(dirname "$path")"
-            install -m "$mode" "$BUNDLE/files$path" "$path.new" && mv -f "$path.new" "$path"
-            echo "CHANGED file $path"
-            [ "$units" = "-" ] || echo "$units" | tr ',' '\n' >> "$PENDING"
-            case "$path" in /etc/systemd/system/*) reload=yes ;; esac
-        fi
-    done < "$BUNDLE/manifest"
+    if [ ! -f "$STATE/installed-manifest" ]; then
+        # A fresh host: every file is new, the archive already carries the modes.
+        cp -a "$BUNDLE/files/." /
+        awk '$3 != "-" { gsub(",", "\n", $3); print $3 }' "$BUNDLE/manifest" >> "$PENDING"
+        echo "CHANGED installed $(wc -l < "$BUNDLE/manifest") files"
+        reload=yes
+    else
+        reload=no
+        while read -r mode path units; do
+            if ! cmp -s "$BUNDLE/files$path" "$path"; then
+                mkdir -p "$(dirname "$path")"
+                cp -p "$BUNDLE/files$path" "$path.new" && chmod "$mode" "$path.new" && mv -f "$path.new" "$path"
+                echo "CHANGED file $path"
+                [ "$units" = "-" ] || echo "$units" | tr ',' '\n' >> "$PENDING"
+                case "$path" in /etc/systemd/system/*) reload=yes ;; esac
+            fi
+        done < "$BUNDLE/manifest"
+    fi
+    mkdir -p "$WANTS"
+    for unit in $(awk '{ print $2 }' "$BUNDLE/units"); do ln -sf "../$unit" "$WANTS/$unit"; done
     if [ "$reload" = yes ]; then systemctl daemon-reload; fi
     cp "$BUNDLE/manifest" "$STATE/installed-manifest"
     cp "$BUNDLE/units" "$STATE/installed-units"
@@ -28,38 +40,43 @@ install_bundle() {
 }
 
 start_group() {
-    for unit in $(awk -v g="$1" '$1 == g { print $2 }' "$STATE/installed-units"); do
-        if [ -f "$PENDING" ] && grep -qx "$unit" "$PENDING"; then
-            systemctl enable -q "$unit"
-            systemctl restart "$unit"
-            grep -vx "$unit" "$PENDING" > "$PENDING.tmp" || true
-            mv -f "$PENDING.tmp" "$PENDING"
-            echo "CHANGED restarted $unit"
-        elif ! systemctl is-active -q "$unit"; then
-            systemctl enable -q "$unit"
-            systemctl start "$unit"
-            echo "CHANGED started $unit"
-        fi
+    units=$(awk -v g="$1" '$1 == g { print $2 }' "$STATE/installed-units")
+    [ -n "$units" ] || return 0
+    todo=""
+    for unit in $units; do
+        if [ -f "$PENDING" ] && grep -qx "$unit" "$PENDING"; then todo="$todo $unit"; fi
     done
+    # `is-active` prints one state per unit, in order.
+    set -- $(systemctl is-active $units || true)
+    for unit in $units; do
+        case " $todo " in *" $unit "*) ;; *) [ "$1" = active ] || todo="$todo $unit" ;; esac
+        shift
+    done
+    [ -n "$todo" ] || return 0
+    systemctl restart $todo
+    if [ -f "$PENDING" ]; then
+        grep -vx -e "$(echo $todo | tr ' ' '\n')" "$PENDING" > "$PENDING.tmp" || true
+        mv -f "$PENDING.tmp" "$PENDING"
+    fi
+    echo "CHANGED restarted$todo"
 }
 
 uninstall() {
     [ -f "$STATE/installed-units" ] || exit 0
-    for unit in $(awk '{ print $2 }' "$STATE/installed-units"); do
-        systemctl disable -q --now "$unit" 2>/dev/null || true
-        echo "CHANGED stopped $unit"
-    done
-    awk '{ print $2 }' "$STATE/installed-manifest" | while read -r path; do rm -f "$path"; done
+    units=$(awk '{ print $2 }' "$STATE/installed-units")
+    systemctl stop $units || true
+    for unit in $units; do rm -f "$WANTS/$unit"; done
+    awk '{ print $2 }' "$STATE/installed-manifest" | xargs rm -f
     rm -rf /etc/provisioner "$STATE"
     systemctl daemon-reload
-    echo "CHANGED removed bundle"
+    echo "CHANGED removed$(echo $units | tr '\n' ' ')"
 }
 
 ready() {
     python3 -c 'import ssl, sys, urllib.request as u
 c = ssl.create_default_context(cafile="/etc/provisioner/pki/ca.crt")
 c.load_cert_chain(sys.argv[2], sys.argv[3])
-u.urlopen(sys.argv[1], context=c, timeout=3)' "$@"
+u.urlopen(sys.argv[1], context=c, timeout=5)' "$@"
 }
 
 case "${1:-}" in
