@@ -29,7 +29,9 @@ class ImageLocality:
     def pre_score(self, pod: PodInfo, snapshot: Snapshot, nodes: Sequence[NodeInfo], state: CycleState) -> Status:
         if not pod.images:
             return Status(Code.SKIP)
-        holders = Counter(image for node in snapshot.nodes for image in pod.images if image in node.images)
+        holders = Counter(image for node in snapshot.nodes for image in pod.images if node.images.get(image))
+        if not holders:  # nobody holds a sized copy: every node would score 0
+            return Status(Code.SKIP)
         state.write(_STATE_KEY, {image: holders[image] / len(snapshot.nodes) for image in pod.images})
         return SUCCESS
 
