@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +59,7 @@ class ContainerRunner:
 
     # -- state ------------------------------------------------------------------------------------
     def _set(self, **changes: Any) -> None:
-        self.view = ContainerView(**{**self.view.__dict__, **changes})
+        self.view = replace(self.view, **changes)
         self.worker.report()
 
     def _running(self, attempt: Attempt) -> None:
