@@ -5,14 +5,17 @@ client certificate (aiohttp as the load client): ConfigMap creates (~1 KiB paylo
 clients), gets, one list over 10,000 objects, and watch delivery latency to 100 watchers (from the
 moment a create is sent until each watcher has the event). As the baseline, the same number of
 compare-and-swap create transactions with the same payload and concurrency go straight to etcd
-(aetcd over the same mutual TLS). Creates are also measured straight to the API servers (round
-robin, no HAProxy) to show what the load-balancer hop costs. For every phase it reads the CPU time
+(aetcd over the same mutual TLS), once alone and once while one watch per master follows them (what
+the API servers' watch caches cost etcd). Creates are also measured straight to the API servers (the
+clients split evenly, each pinned to one server, no HAProxy) to show what the load-balancer hop
+costs. For every phase it reads the CPU time
 each part spent (API servers, etcd members, HAProxy from /proc; the load client from its own
 process), so the report says where the time goes. Prints numbers, asserts nothing; the last line
 is one JSON object. The load client shares the host's cores with the cluster, so absolute numbers
 are a floor.
 
-    .venv/bin/python bench/apiserver.py [--objects 10000] [--concurrency 64] [--watchers 100]
+    .venv/bin/python bench/apiserver.py [--objects 10000] [--direct-objects 3000] [--concurrency 64]
+                                        [--watchers 100] [--idle-seconds 5]
 """
 
 from __future__ import annotations
