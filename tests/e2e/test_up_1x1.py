@@ -61,8 +61,9 @@ def test_vm_stopped_during_configuration_fails_up_with_its_name(home: Path) -> N
     thread = threading.Thread(target=run)
     thread.start()
     state_file = cluster_files(SPEC.name).state_file
-    eventually(lambda: state_file.is_file() and "pki" in read_json(state_file)["completed"], timeout=1200,
-               what="up to finish its pki phase")
+    # Stopped once etcd is configured: the node is then needed again by the load balancer and nodes phases.
+    eventually(lambda: state_file.is_file() and "etcd" in read_json(state_file)["completed"], timeout=1500,
+               what="up to finish its etcd phase")
     compute, _ = local_drivers(home)
     compute.stop_node(compute.ex_get_node(NODE))
     thread.join(timeout=1800)
