@@ -141,7 +141,8 @@ def status(name: str, *, home: Path | None = None, cloud_state: Path | None = No
     machines = tuple(MachineStatus(name=n.name, state=str(n.state), address=str((n.private_ips or [""])[0]),
                                    units=units.get(n.name, {})) for n in nodes)
     masters = [m for m in running if m.role == "master"]
-    etcd = _etcd_members(masters[0], running) if masters else ()
+    everyone = [to_machine(n, roles.get(n.name, "node")) for n in nodes]  # a stopped member shows as unreachable
+    etcd = _etcd_members(masters[0], everyone) if masters else ()
     endpoint = state.get("endpoint", "")
     api_nodes: tuple[tuple[str, bool], ...] | str = "no endpoint yet"
     if endpoint and running:
