@@ -74,10 +74,10 @@ def test_ties_are_broken_at_random_among_the_best() -> None:
 
 
 def test_large_clusters_stop_filtering_after_enough_feasible_nodes() -> None:
-    framework = Framework(DEFAULT_PROFILE)
-    assert framework._num_to_find(50) == 50
-    assert framework._num_to_find(1000) == 420
-    assert framework._num_to_find(5000) == 500
+    adaptive = Framework(Profile(filters=(), scores=()))
+    assert (adaptive._num_to_find(50), adaptive._num_to_find(1000), adaptive._num_to_find(5000)) == (50, 420, 500)
+    default = Framework(DEFAULT_PROFILE)
+    assert (default._num_to_find(50), default._num_to_find(1000), default._num_to_find(5000)) == (50, 100, 500)
 
 
 def test_unknown_plugin_in_profile_fails_at_start() -> None:

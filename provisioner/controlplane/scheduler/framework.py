@@ -152,7 +152,7 @@ class Profile:
 
     filters: tuple[str, ...]
     scores: tuple[tuple[str, int], ...]
-    percentage_of_nodes_to_score: int = 0  # 0: Kubernetes' adaptive default
+    percentage_of_nodes_to_score: int = 0  # 0: Kubernetes' adaptive share (50% down to 5%); never under 100 nodes
 
 
 class FitError(Exception):
@@ -201,7 +201,11 @@ class Framework:
         self._filters = [p for n in self.profile.filters if isinstance(p := instances[n], FilterPlugin)]
         scored = [(instances[n], w) for n, w in self.profile.scores]
         self._pre_scores = [p for p, _ in scored if isinstance(p, PreScorePlugin)]
-        self._scores: list[tuple[Any, int]] = [(p, w) for p, w in scored if isinstance(p, ScorePlugin)]
+        self._scores: list[tuple[Any, int, Any]] = [  # (plugin, weight, its normalize or None), checked once here
+            (p, w, p.normalize if isinstance(p, NormalizePlugin) else None)
+            for p, w in scored
+            if isinstance(p, ScorePlugin)
+        ]
 
     def schedule(self, pod: PodInfo, snapshot: Snapshot) -> str:
         """The best node's name, or FitError when none fits."""
@@ -264,12 +268,13 @@ class Framework:
             if plugin.pre_score(pod, snapshot, nodes, state).code is Code.SKIP:
                 state.skip_score.add(plugin.name)
         totals = dict.fromkeys((n.name for n in nodes), 0)
-        for plugin, weight in self._scores:
+        for plugin, weight, normalize_scores in self._scores:
             if plugin.name in state.skip_score:
                 continue
-            scores = {n.name: plugin.score(pod, n, state) for n in nodes}
-            if isinstance(plugin, NormalizePlugin):
-                plugin.normalize(pod, scores, state)
+            score = plugin.score
+            scores = {n.name: score(pod, n, state) for n in nodes}
+            if normalize_scores is not None:
+                normalize_scores(pod, scores, state)
             for name, value in scores.items():
                 totals[name] += weight * value
         return totals

@@ -47,6 +47,9 @@ DEFAULT_PROFILE = Profile(
         ("NodeResourcesBalancedAllocation", 1),
         ("WorkloadSpread", 2),
     ),
+    # Python pays ~20x Go's cost per node, so stop at 10% of a big cluster (never under 100 nodes), the
+    # share Kubernetes' adaptive default reaches only at 5,000 nodes; round-robin still covers every node.
+    percentage_of_nodes_to_score=10,
 )
 PODS, NODES = resource("pods"), resource("nodes")
 _API_ERRORS = (ApiStatusError, aiohttp.ClientError, OSError, TimeoutError)
@@ -154,6 +157,8 @@ class Scheduler:
                         self.schedule_one(key, group)
                     finally:
                         self.queue.done(key)
+                    await asyncio.sleep(0)  # a backlog must not starve the bindings and informers
+
         finally:
             self.queue.shutdown()
 

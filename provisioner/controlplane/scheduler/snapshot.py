@@ -7,6 +7,7 @@ the start of a cycle stays valid while the cache moves on.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -286,11 +287,14 @@ class Snapshot:
     """The nodes as they were when the cycle started; `nodes` keeps a stable order for round-robin filtering."""
 
     nodes: Sequence[NodeInfo]
-    by_name: Mapping[str, NodeInfo]
     with_anti_affinity: tuple[NodeInfo, ...]  # nodes running a pod with required anti-affinity
 
     @classmethod
     def of(cls, nodes: Iterable[NodeInfo]) -> Snapshot:
         ordered = tuple(nodes)
-        anti = tuple(n for n in ordered if n.has_anti_affinity)
-        return cls(ordered, MappingProxyType({n.name: n for n in ordered}), anti)
+        return cls(ordered, tuple(n for n in ordered if n.has_anti_affinity))
+
+    @functools.cached_property
+    def by_name(self) -> Mapping[str, NodeInfo]:
+        """Built on first use only: a scheduling cycle does not need it."""
+        return MappingProxyType({n.name: n for n in self.nodes})

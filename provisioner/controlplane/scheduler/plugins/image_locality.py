@@ -1,10 +1,10 @@
 """ImageLocality (pre-score, score): prefer nodes that already hold the pod's big images, as Kubernetes does.
 
-Each image on a node counts with its size scaled by the share of nodes holding it (an image everywhere
-gives no node an edge); the sum is mapped onto 0..100 between 23 MB and 1000 MB per container, so
-small images never outweigh spreading. Nodes report images in `status.images`; the process agent
-reports the images of pods it ran with size 0 (nothing is pulled here), so on such nodes this plugin
-stays neutral, while nodes with real image sizes attract their pods.
+Each image on a node counts with its size scaled by the share of the scored nodes holding it (an image
+everywhere gives no node an edge; Kubernetes counts all nodes, the scored ones are cheaper here). The
+sum is mapped onto 0..100 between 23 MB and 1000 MB per container, so small images never outweigh
+spreading. The process agent reports the images of pods it ran with size 0 (nothing is pulled here),
+so on its nodes this plugin stays neutral, while nodes reporting real sizes attract their pods.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ class ImageLocality:
     def pre_score(self, pod: PodInfo, snapshot: Snapshot, nodes: Sequence[NodeInfo], state: CycleState) -> Status:
         if not pod.images:
             return Status(Code.SKIP)
-        holders = Counter(image for node in snapshot.nodes for image in pod.images if node.images.get(image))
+        holders = Counter(image for node in nodes for image in pod.images if node.images.get(image))
         if not holders:  # nobody holds a sized copy: every node would score 0
             return Status(Code.SKIP)
-        state.write(_STATE_KEY, {image: holders[image] / len(snapshot.nodes) for image in pod.images})
+        state.write(_STATE_KEY, {image: holders[image] / len(nodes) for image in pod.images})
         return SUCCESS
 
     def score(self, pod: PodInfo, node: NodeInfo, state: CycleState) -> int:
