@@ -36,6 +36,9 @@ PKI = f"{CONFIG_DIR}/pki"
 VENV_PYTHON = "/opt/provisioner/venv/bin/python"
 APPLY_SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "common" / "files" / "apply.sh"
 _LOCAL_API = f"https://127.0.0.1:{API_PORT}"
+# Machines may be TCG guests on a busy host with 40+ ms fsyncs: etcd's defaults (100 ms heartbeat, 1 s election
+# timeout, tuned for a LAN and SSDs) would hold needless elections there. Keep the 1:10 ratio etcd recommends.
+ETCD_TIMING = ("--heartbeat-interval=250", "--election-timeout=2500")
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def _master(topology: Topology, host: Host, certs: ClusterCerts, files: list[Bun
                   peer_cert_file=Path(peer[0]), peer_key_file=Path(peer[1]))
     member = next(m for m in topology.etcd_members if m.name == host.name)
     flags = etcd_flags(member, members=topology.etcd_members, tls=tls, data_dir=Path(f"{STATE_DIR}/etcd"),
-                       cluster_token=f"provisioner-{topology.cluster}")
+                       cluster_token=f"provisioner-{topology.cluster}") + list(ETCD_TIMING)
     _unit(files, units, Unit(etcd, "etcd", "provisioner etcd member", ("/usr/bin/etcd", *flags)))
 
     serving = _pair(files, certs.apiserver, "apiserver", (api,))
