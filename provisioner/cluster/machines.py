@@ -24,11 +24,11 @@ from provisioner.configure.inventory import SshTarget
 from provisioner.configure.topology import API_PORT
 from provisioner.errors import ProvisionerError
 from provisioner.infra.drivers import register_drivers
-from provisioner.infra.image import build_image
+from provisioner.infra.image import build_image, current_inputs
 from provisioner.spec import ClusterSpec
 
 __all__ = ["CLOUDS", "Cloud", "Machine", "MachinePlan", "balancer_name", "ensure_balancer", "ensure_machines",
-           "find_balancer", "machine_plan", "open_cloud", "to_machine", "wanted"]
+           "find_balancer", "machine_plan", "open_cloud", "stale_images", "to_machine", "wanted"]
 
 Progress = Callable[[str], None]
 _BOOT_TIMEOUT_S = 900
@@ -39,6 +39,7 @@ class CloudProfile:
     compute: str  # libcloud compute provider name
     balancer: str  # libcloud load-balancer provider name for the API endpoint
     image: Callable[[Progress], str] | None  # returns the image id to boot; None: the machines exist already
+    current_image: Callable[[], str] | None  # the image id the current code would boot, without building it
 
 
 def _local_image(progress: Progress) -> str:
@@ -46,8 +47,9 @@ def _local_image(progress: Progress) -> str:
 
 
 CLOUDS: dict[str, CloudProfile] = {
-    "local": CloudProfile(compute="local", balancer="haproxy", image=_local_image),
-    "baremetal": CloudProfile(compute="baremetal", balancer="haproxy", image=None),
+    "local": CloudProfile(compute="local", balancer="haproxy", image=_local_image,
+                          current_image=lambda: current_inputs().image_hash),
+    "baremetal": CloudProfile(compute="baremetal", balancer="haproxy", image=None, current_image=None),
 }
 
 
@@ -59,6 +61,7 @@ class Machine:
     ssh: SshTarget
     api_port: int  # where the operator reaches this master's API server on ssh.host (0 for nodes)
     reusable: bool  # outlives destroy_node (bare metal): `down` must uninstall from it
+    image: str = ""  # the image it booted from, when the cloud knows
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def to_machine(node: Node, role: str) -> Machine:
         ssh=SshTarget(host=extra["ssh_host"], port=int(extra["ssh_port"]), user=extra["ssh_user"],
                       key_file=Path(extra["ssh_key_file"]), host_key=extra.get("host_key", "")),
         api_port=int(extra.get("ports", {}).get(API_PORT, 0)) if role == "master" else 0,
-        reusable=bool(extra.get("reusable", False)),
+        reusable=bool(extra.get("reusable", False)), image=node.image.id if node.image else "",
     )
 
 
@@ -114,6 +117,14 @@ def machine_plan(cloud: Cloud) -> MachinePlan:
     return MachinePlan(create=missing, start=stopped,
                        ready=tuple(n for n in names if n not in missing and n not in stopped),
                        extra=tuple(sorted(set(existing) - set(names))))
+
+
+def stale_images(cloud: Cloud, machines: tuple[Machine, ...]) -> list[str]:
+    """Machines booted from an image older than the current code (they run that older code)."""
+    if cloud.profile.current_image is None:
+        return []
+    current = cloud.profile.current_image()
+    return [m.name for m in machines if m.image and m.image != current]
 
 
 def ensure_machines(cloud: Cloud, *, progress: Progress) -> tuple[tuple[Machine, ...], list[str]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from provisioner.cluster.machines import Cloud, Machine, ensure_balancer, ensure_machines, open_cloud
+from provisioner.cluster.machines import Cloud, Machine, ensure_balancer, ensure_machines, open_cloud, stale_images
 from provisioner.cluster.preflight import Finding, preflight
 from provisioner.cluster.state import ClusterFiles, cluster_files, locked, save, saved_spec, spec_to_dict
 from provisioner.configure.bundle import render_bundle, write_archive
@@ -89,6 +89,10 @@ class _Run:
 def _machines(run: _Run) -> None:
     run.machines, changes = ensure_machines(run.cloud, progress=run.progress)
     run.changes.extend(changes)
+    run.warnings.extend(
+        Finding(name, "warning", "booted from an image older than this code, which renders its configuration; "
+                                 f"if its services fail to start, `provision rebuild --name {run.spec.name}`")
+        for name in stale_images(run.cloud, run.machines))
 
 
 def _preflight(run: _Run) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import yaml
 from libcloud.compute.base import Node
 from libcloud.compute.types import NodeState
 
-from provisioner.cluster.machines import Cloud, Machine, machine_plan
+from provisioner.cluster.machines import Cloud, CloudProfile, Machine, machine_plan, stale_images
 from provisioner.cluster.preflight import parse_probe
 from provisioner.configure.bundle import render_bundle, write_archive
 from provisioner.configure.certs import issue_cluster_certs
@@ -153,3 +154,11 @@ def test_plan_creates_missing_machines_starts_stopped_ones_and_reports_strays() 
     assert plan.start == ("c-m1",)
     assert plan.ready == ("c-m0",)
     assert plan.extra == ("c-n5",)
+
+
+def test_machines_booted_from_an_older_image_are_reported() -> None:
+    profile = CloudProfile(compute="fake", balancer="fake", image=None, current_image=lambda: "new")
+    cloud = Cloud(spec=ClusterSpec(name="c"), profile=profile, compute=None, balancers=None)  # type: ignore[arg-type]
+    machines = (replace(_MACHINE, name="old", image="old"), replace(_MACHINE, name="fresh", image="new"),
+                replace(_MACHINE, name="unknown", image=""))
+    assert stale_images(cloud, machines) == ["old"]
