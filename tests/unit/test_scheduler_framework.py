@@ -169,3 +169,14 @@ def test_requeue_events_come_from_the_rejecting_plugins() -> None:
     assert caught.value.plugins == {"TaintToleration", "NodeResourcesFit"}
     assert framework.requeue_events(caught.value) == {
         ClusterEvent.NODE_ADDED, ClusterEvent.NODE_CHANGED, ClusterEvent.POD_DELETED}
+
+
+def test_own_binding_is_confirmed_without_reparsing_and_elsewhere_is_not() -> None:
+    cache = SchedulerCache()
+    cache.set_node(make_node("n1"))
+    cache.set_node(make_node("n2"))
+    cache.assume(PodInfo.from_pod(make_pod("a", cpu="1")), "n1")
+    assert cache.confirm("default/a", "n2") is False
+    assert cache.confirm("default/a", "n1") is True
+    assert not cache.is_assumed("default/a")
+    assert cache.node("n1").requested.milli_cpu == 1000  # type: ignore[union-attr]

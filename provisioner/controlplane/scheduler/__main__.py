@@ -1,7 +1,8 @@
 """`python -m provisioner.controlplane.scheduler --kubeconfig FILE --identity ID`: schedule while holding the Lease.
 
 Every master runs one; only the holder of Lease kube-system/kube-scheduler schedules. Losing the Lease
-ends the process (non-zero) so that its supervisor restarts it as a standby.
+ends the process (non-zero) so that its supervisor restarts it as a standby. uvloop runs the event
+loop: bindings and watch events are most of the process's work, and its I/O paths are faster.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import signal
 import socket
 import sys
 from pathlib import Path
+
+import uvloop
 
 from provisioner.controlplane.client import ApiClient, LeaderElector
 from provisioner.controlplane.scheduler.scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
@@ -51,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(run(kubeconfig=args.kubeconfig, identity=args.identity,
-                           scheduler_name=args.scheduler_name, leader_elect=args.leader_elect))
+    return uvloop.run(run(kubeconfig=args.kubeconfig, identity=args.identity,
+                          scheduler_name=args.scheduler_name, leader_elect=args.leader_elect))
 
 
 if __name__ == "__main__":

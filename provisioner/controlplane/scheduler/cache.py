@@ -43,6 +43,13 @@ class SchedulerCache:
     def is_assumed(self, key: str) -> bool:
         return key in self._assumed
 
+    def confirm(self, key: str, node_name: str) -> bool:
+        """The binding of an assumed pod landed where assumed: keep its parsed info; False if not assumed there."""
+        if key not in self._assumed or self._pod_node.get(key) != node_name:
+            return False
+        self._assumed.discard(key)
+        return True
+
     def assume(self, pod: PodInfo, node_name: str) -> None:
         self._place(pod, node_name)
         self._assumed.add(pod.key)

@@ -126,6 +126,8 @@ class Scheduler:
             self.queue.move(ClusterEvent.POD_DELETED)
 
     def _cache_bound(self, pod: dict[str, Any]) -> None:
+        if self.cache.confirm(object_key(pod), pod["spec"]["nodeName"]):
+            return  # our own binding landed: the assumed info is already counted
         try:
             self.cache.add_pod(PodInfo.from_pod(pod))
         except (ApiError, ValueError, KeyError, ArithmeticError) as exc:
