@@ -39,6 +39,9 @@ _LOCAL_API = f"https://127.0.0.1:{API_PORT}"
 # Machines may be TCG guests on a busy host with 40+ ms fsyncs: etcd's defaults (100 ms heartbeat, 1 s election
 # timeout, tuned for a LAN and SSDs) would hold needless elections there. Keep the 1:10 ratio etcd recommends.
 ETCD_TIMING = ("--heartbeat-interval=250", "--election-timeout=2500")
+# HAProxy times a check out after `inter` when no `timeout check` is set: a TLS handshake plus /readyz on a
+# busy TCG guest takes more than a second, and 1 s checks marked every master down.
+LB_CHECK_INTERVAL_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ def _node(topology: Topology, host: Host, certs: ClusterCerts, files: list[Bundl
     files.append(BundleFile(f"{PKI}/lb-health.pem", pem, 0o600, (lb,)))
     backends = tuple(Backend(name=m.name, address=m.address, port=API_PORT) for m in topology.masters)
     cfg = render_haproxy_cfg(bind_address="127.0.0.1", port=API_PORT, backends=backends,
-                             check=HealthCheck(ca_file=Path(f"{PKI}/ca.crt"), client_pem=Path(f"{PKI}/lb-health.pem")))
+                             check=HealthCheck(ca_file=Path(f"{PKI}/ca.crt"), client_pem=Path(f"{PKI}/lb-health.pem"),
+                                               interval_ms=LB_CHECK_INTERVAL_MS, rise=1, fall=3))
     files.append(BundleFile(f"{CONFIG_DIR}/haproxy.cfg", cfg.encode(), 0o644, (lb,)))
     _unit(files, units, Unit(lb, "loadbalancer", "provisioner node-local API load balancer",
                              ("/usr/sbin/haproxy", "-db", "-f", f"{CONFIG_DIR}/haproxy.cfg")))
