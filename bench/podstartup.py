@@ -25,7 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from provisioner.controlplane.agent.runtime import Runtime
+from provisioner.controlplane.agent.cgroups import detect_cgroups
+from provisioner.controlplane.agent.runtime import reap
 from provisioner.controlplane.client import ApiClient, resource
 from provisioner.dev import dev_down, dev_up
 
@@ -124,11 +125,8 @@ def main() -> None:
         for process in processes:
             _stop(process)
         for root in roots:  # anything the agents had no time to stop
-            runtime = Runtime(root) if root.exists() else None
-            for uid in runtime.pod_uids() if runtime else ():
-                for container in runtime.pod_dir(uid).iterdir():  # type: ignore[union-attr]
-                    for attempt in runtime.attempts(uid, container.name):  # type: ignore[union-attr]
-                        runtime.signal(attempt, signal.SIGKILL)  # type: ignore[union-attr]
+            if root.exists():
+                reap(root, cgroups=detect_cgroups())
         if (home / name / "cluster.json").exists():
             dev_down(name=name, purge=True, home=home)
         shutil.rmtree(home, ignore_errors=True)

@@ -7,7 +7,6 @@ and stopped, with every container they ran, at the end even on failure.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -24,7 +23,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from provisioner.controlplane.agent.runtime import Runtime
+from provisioner.controlplane.agent.cgroups import detect_cgroups
+from provisioner.controlplane.agent.runtime import Runtime, reap
 from provisioner.pki import CertificateAuthority
 
 pytestmark = pytest.mark.integration
@@ -138,20 +138,9 @@ def _ready(node: dict[str, Any]) -> bool:
 
 
 def _kill_leftovers(root: Path) -> None:
-    """Containers the agents did not stop (pods still bound at the end): kill them by their recorded pids."""
-    if not root.exists():
-        return
-    runtime = Runtime(root)
-    for uid in runtime.pod_uids():
-        for container in runtime.pod_dir(uid).iterdir():
-            for attempt in runtime.attempts(uid, container.name):
-                if attempt.shim_alive():
-                    runtime.signal(attempt, signal.SIGKILL)
-        for controller in ("cpu", "memory", "pids"):
-            group = Path("/sys/fs/cgroup") / controller / "provisioner" / uid
-            if group.exists():
-                with contextlib.suppress(OSError):
-                    group.rmdir()
+    """Containers the agents did not stop (pods still bound at the end): kill them and drop their cgroups."""
+    if root.exists():
+        reap(root, cgroups=detect_cgroups())
 
 
 @pytest.fixture
@@ -350,9 +339,9 @@ def test_deployment_pods_move_off_a_node_whose_agent_died(nodes: Nodes, ns: str)
     nodes.until(lambda: len(running_pods()) == 3, "three replicas Running")
     nodes.procs["node-a"].stop(signal.SIGKILL)
     try:
-        nodes.until(lambda: not _ready(nodes.json("get", "node", "node-a")), "node-a NotReady", timeout=60)
+        nodes.until(lambda: not _ready(nodes.json("get", "node", "node-a")), "node-a NotReady", timeout=120)
         nodes.until(lambda: len(running_pods()) == 3 and {p["spec"]["nodeName"] for p in running_pods()} == {"node-b"},
-                    "all three replicas Running on node-b", timeout=120)
+                    "all three replicas Running on node-b", timeout=240)
     finally:
         nodes.procs["node-a"].start()
     nodes.until(lambda: _ready(nodes.json("get", "node", "node-a")), "node-a Ready again")
