@@ -12,10 +12,15 @@ from pathlib import Path
 from provisioner.dev.layout import Layout, node_name
 from provisioner.pki import CertificateAuthority, IssuedCert
 
-__all__ = ["ADMIN_GROUP", "ADMIN_USER", "DevCerts", "issue_dev_certs"]
+__all__ = ["ADMIN_GROUP", "ADMIN_USER", "CONTROLLER_MANAGER_USER", "KUBELET_CLIENT_USER", "SCHEDULER_USER",
+           "DevCerts", "issue_dev_certs"]
 
 ADMIN_USER = "admin"
 ADMIN_GROUP = "system:masters"
+# The users the bootstrap RBAC binds (provisioner.controlplane.apiserver.rbac); agents are system:node:<node>.
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+SCHEDULER_USER = "system:kube-scheduler"
+KUBELET_CLIENT_USER = "system:kube-apiserver-kubelet-client"
 _LOCAL_NAMES = ("localhost", "127.0.0.1")
 _SERVICE_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc")
 
@@ -30,6 +35,9 @@ class DevCerts:
     apiserver_etcd_client: IssuedCert
     admin: IssuedCert
     lb_health_pem: Path  # certificate + key in one file, as HAProxy wants them
+    controller_manager: IssuedCert
+    scheduler: IssuedCert
+    kubelet_client: IssuedCert  # the API server's identity towards agents (`pods/log`)
     agents: tuple[IssuedCert, ...] = ()  # one per node: the agent's log endpoint (serving) and its identity
 
 
@@ -72,6 +80,9 @@ def issue_dev_certs(layout: Layout, pki_dir: Path) -> DevCerts:
         apiserver_etcd_client=ca.issue("apiserver-etcd-client", common_name="apiserver", client=True),
         admin=ca.issue("admin", common_name=ADMIN_USER, organizations=(ADMIN_GROUP,), client=True),
         lb_health_pem=lb_health_pem,
+        controller_manager=ca.issue("controller-manager", common_name=CONTROLLER_MANAGER_USER, client=True),
+        scheduler=ca.issue("scheduler", common_name=SCHEDULER_USER, client=True),
+        kubelet_client=ca.issue("apiserver-kubelet-client", common_name=KUBELET_CLIENT_USER, client=True),
         agents=tuple(
             ca.issue(f"agent-{j}", common_name=f"system:node:{node_name(j)}", organizations=("system:nodes",),
                      hosts=(address,), server=True, client=True)

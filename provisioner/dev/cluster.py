@@ -23,7 +23,17 @@ import fasteners
 from provisioner.controlplane.agent.cgroups import detect_cgroups
 from provisioner.controlplane.agent.runtime import reap
 from provisioner.dev.certs import ADMIN_USER, issue_dev_certs
-from provisioner.dev.components import AGENT, COMPONENTS, ETCD, ClusterPaths, ComponentSpec, Context, Instance, Launch
+from provisioner.dev.components import (
+    AGENT,
+    COMPONENTS,
+    ETCD,
+    ClusterPaths,
+    ComponentSpec,
+    Context,
+    Instance,
+    Launch,
+    identities,
+)
 from provisioner.dev.layout import MASTER_COUNTS, MAX_NODES, Layout, choose_block
 from provisioner.dev.probes import EtcdMemberStatus, etcd_member_status
 from provisioner.dev.processes import ProcessRecord, is_alive, port_in_use, spawn, stop
@@ -412,6 +422,10 @@ def dev_up(
                 key_file=ctx.certs.admin.key_file,
                 user=ADMIN_USER,
             )
+            for identity, (user, cert) in identities(ctx).items():
+                write_kubeconfig(paths.kubeconfig(identity), cluster_name=name, server=ctx.layout.server_url,
+                                 ca_file=ctx.certs.ca_file, cert_file=cert.cert_file, key_file=cert.key_file,
+                                 user=user)
         for spec in COMPONENTS:
             with _phase(phases, spec.title, report):
                 actions += _reconcile(state, ctx, spec)

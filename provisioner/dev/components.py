@@ -16,11 +16,13 @@ from pathlib import Path
 from provisioner.configure.etcd import EtcdMember, EtcdTls, etcd_flags
 from provisioner.configure.haproxy import Backend, HealthCheck, render_haproxy_cfg
 from provisioner.controlplane.apiserver.config import ApiServerConfig
-from provisioner.dev.certs import DevCerts
+from provisioner.dev.certs import CONTROLLER_MANAGER_USER, SCHEDULER_USER, DevCerts
 from provisioner.dev.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, Layout, node_name
 from provisioner.dev.probes import etcd_health, https_ready
+from provisioner.pki import IssuedCert
 
-__all__ = ["AGENT", "COMPONENTS", "ETCD", "ClusterPaths", "ComponentSpec", "Context", "Instance", "Launch"]
+__all__ = ["AGENT", "COMPONENTS", "ETCD", "ClusterPaths", "ComponentSpec", "Context", "Instance", "Launch",
+           "identities"]
 
 ETCD_BINARY = "/usr/bin/etcd"
 AGENT_PORT = 10250
@@ -54,6 +56,10 @@ class ClusterPaths:
     @property
     def admin_kubeconfig(self) -> Path:
         return self.root / "admin.kubeconfig"
+
+    def kubeconfig(self, identity: str) -> Path:
+        """A component's own kubeconfig (see `identities`)."""
+        return self.root / "kubeconfigs" / f"{identity}.kubeconfig"
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,8 @@ def _apiserver_launch(ctx: Context, inst: Instance) -> Launch:
         etcd_cert_file=ctx.certs.apiserver_etcd_client.cert_file,
         etcd_key_file=ctx.certs.apiserver_etcd_client.key_file,
         server_name=inst.name,
+        kubelet_client_cert_file=ctx.certs.kubelet_client.cert_file,
+        kubelet_client_key_file=ctx.certs.kubelet_client.key_file,
     )
     return Launch(
         argv=(sys.executable, "-m", "provisioner.controlplane.apiserver", "--config", str(config_file)),
@@ -190,12 +198,21 @@ HAPROXY = ComponentSpec(
 )
 
 
+def identities(ctx: Context) -> dict[str, tuple[str, IssuedCert]]:
+    """Kubeconfig name -> (user, client certificate) for every component that talks to the API server.
+
+    Each acts as the user the bootstrap RBAC grants exactly its needs, never as a system:masters admin.
+    """
+    agents = {f"agent-{j}": (f"system:node:{node_name(j)}", cert) for j, cert in enumerate(ctx.certs.agents)}
+    return {"controller-manager": (CONTROLLER_MANAGER_USER, ctx.certs.controller_manager),
+            "scheduler": (SCHEDULER_USER, ctx.certs.scheduler), **agents}
+
 
 def _control_loop(module: str, kind: str) -> Callable[[Context, Instance], Launch]:
-    """A leader-elected process on every master (controller manager, scheduler), with the admin kubeconfig."""
+    """A leader-elected process on every master (controller manager, scheduler), each kind with its own identity."""
 
     def launch(ctx: Context, inst: Instance) -> Launch:
-        return Launch(argv=(sys.executable, "-m", module, "--kubeconfig", str(ctx.paths.admin_kubeconfig),
+        return Launch(argv=(sys.executable, "-m", module, "--kubeconfig", str(ctx.paths.kubeconfig(kind)),
                             "--identity", f"{kind}-{inst.index}"))
 
     return launch
@@ -219,7 +236,7 @@ def _agents(layout: Layout) -> tuple[Instance, ...]:
 def _agent_launch(ctx: Context, inst: Instance) -> Launch:
     cert = ctx.certs.agents[inst.index]
     return Launch(argv=(sys.executable, "-m", "provisioner.controlplane.agent",
-                        "--kubeconfig", str(ctx.paths.admin_kubeconfig), "--node-name", node_name(inst.index),
+                        "--kubeconfig", str(ctx.paths.kubeconfig(inst.name)), "--node-name", node_name(inst.index),
                         "--address", inst.address, "--root", str(ctx.paths.data / inst.name),
                         "--tls-cert-file", str(cert.cert_file), "--tls-key-file", str(cert.key_file),
                         "--client-ca-file", str(ctx.certs.ca_file)))

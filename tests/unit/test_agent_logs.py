@@ -1,4 +1,5 @@
-"""The agent's log endpoint over real TLS on loopback: tail, follow until the container ends, 404s."""
+"""The agent's log endpoint over real TLS on loopback: tail, follow until the container ends, 404s, and only
+for clients holding a certificate from the cluster CA."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import ssl
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from provisioner.controlplane.agent import shim
 from provisioner.controlplane.agent.logs import LogServer
@@ -22,7 +24,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_log_endpoint_tails_follows_and_reports_unknown_containers(tmp_path: Path) -> None:
+def test_log_endpoint_tails_follows_reports_unknown_containers_and_refuses_foreign_clients(tmp_path: Path) -> None:
     ca = CertificateAuthority.load_or_create(tmp_path / "pki")
     server_cert = ca.issue("agent", common_name="system:node:n1", hosts=("127.0.0.1",), server=True)
     client_cert = ca.issue("apiserver-client", common_name="apiserver", client=True)
@@ -35,6 +37,11 @@ def test_log_endpoint_tails_follows_and_reports_unknown_containers(tmp_path: Pat
                        resolve=lambda ns, pod, c, previous: attempt if (ns, pod, c) == ("ns", "p", "main") else None)
     context = ssl.create_default_context(cafile=str(ca.cert_file))
     context.load_cert_chain(str(client_cert.cert_file), str(client_cert.key_file))
+    anonymous = ssl.create_default_context(cafile=str(ca.cert_file))
+    stranger = CertificateAuthority.load_or_create(tmp_path / "other-pki").issue("x", common_name="apiserver",
+                                                                                 client=True)
+    foreign = ssl.create_default_context(cafile=str(ca.cert_file))
+    foreign.load_cert_chain(str(stranger.cert_file), str(stranger.key_file))
     base = f"https://127.0.0.1:{port}/containerLogs"
 
     async def scenario() -> None:
@@ -48,6 +55,10 @@ def test_log_endpoint_tails_follows_and_reports_unknown_containers(tmp_path: Pat
                         break
                     except aiohttp.ClientConnectorError:
                         await asyncio.sleep(0.05)
+                for refused in (anonymous, foreign):
+                    with pytest.raises(aiohttp.ClientError):
+                        async with session.get(f"{base}/ns/p/main", ssl=refused) as resp:
+                            await resp.text()
                 async with session.get(f"{base}/ns/p/main", params={"tailLines": "1"}, ssl=context) as resp:
                     assert await resp.text() == "three\n"
                 async with session.get(f"{base}/ns/p/other", ssl=context) as resp:

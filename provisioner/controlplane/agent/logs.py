@@ -6,9 +6,9 @@
         ?previous=true     the attempt before the current one
         ?limitBytes=N      stop after N bytes
 
-Plain text (`text/plain; charset=utf-8`), chunked. TLS with a server certificate from the cluster CA.
-A client certificate is verified against the cluster CA when presented; it is not yet required,
-because the API server's `pods/log` proxy does not present one (`require_client_cert` turns it on).
+Plain text (`text/plain; charset=utf-8`), chunked. TLS with a server certificate from the cluster CA,
+and only for clients with a certificate from that CA (the API server's kubelet client certificate):
+container output may hold secrets, so an anonymous handshake is refused.
 404 with a one-line text body when the pod, container or attempt is unknown.
 """
 
@@ -66,14 +66,13 @@ class LogServer:
         key_file: Path,
         ca_file: Path,
         resolve: AttemptResolver,
-        require_client_cert: bool = False,
     ) -> None:
         self.address = address
         self.port = port
         self.resolve = resolve
         self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca_file))
         self._ssl.load_cert_chain(str(cert_file), str(key_file))
-        self._ssl.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+        self._ssl.verify_mode = ssl.CERT_REQUIRED
         self.app = web.Application()
         self.app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         self.app.router.add_get("/healthz", self._healthz)

@@ -30,7 +30,13 @@ from provisioner.controlplane.apiserver.requestinfo import RequestInfo, go_bool,
 from provisioner.controlplane.apiserver.resources import ResourceType, by_kind, by_plural
 from provisioner.controlplane.apiserver.selectors import parse_field_selector, parse_label_selector
 from provisioner.controlplane.apiserver.status import ApiError, status_body
-from provisioner.controlplane.apiserver.subresources import bind_pod, proxy_pod_log, scale_of, with_scale
+from provisioner.controlplane.apiserver.subresources import (
+    KubeletClient,
+    bind_pod,
+    proxy_pod_log,
+    scale_of,
+    with_scale,
+)
 from provisioner.controlplane.apiserver.validation import unknown_fields
 from provisioner.controlplane.apiserver.watch import WatchRequest, serve_watch
 from provisioner.controlplane.store import StoreError, Unavailable, WatchCache
@@ -62,7 +68,7 @@ class _Context:
     authenticator: Authenticator
     authorizer: RBACAuthorizer
     documents: Documents
-    client_ca_file: Path
+    kubelet: KubeletClient
     server_address: str
     bookmark_interval: float
 
@@ -122,11 +128,11 @@ def build_app(
     authenticator: Authenticator,
     authorizer: RBACAuthorizer,
     documents: Documents,
-    client_ca_file: Path,
+    kubelet: KubeletClient,
     server_address: str,
     bookmark_interval: float = 10.0,
 ) -> web.Application:
-    ctx = _Context(registry, cache, authenticator, authorizer, documents, client_ca_file, server_address,
+    ctx = _Context(registry, cache, authenticator, authorizer, documents, kubelet, server_address,
                    bookmark_interval)
 
     @web.middleware
@@ -299,7 +305,7 @@ async def _resource(ctx: _Context, request: web.Request, info: RequestInfo) -> w
                     node = await registry.get(_NODES, node_name, None)
                 except ApiError:
                     node = None
-            return await proxy_pod_log(request, pod=pod, node=node, ca_file=ctx.client_ca_file)
+            return await proxy_pod_log(request, pod=pod, node=node, kubelet=ctx.kubelet)
         obj = await registry.get(rt, name, namespace)
         if sub == "scale":
             return _json(scale_of(obj))

@@ -29,6 +29,10 @@ class ApiServerConfig:
     server_name: str = "apiserver"  # identifies this instance in logs and Leases
     service_cidr: str = "10.96.0.0/12"  # Service cluster IPs; the first address goes to `default/kubernetes`
     advertise_address: str = ""  # where clients reach this server (the `kubernetes` Endpoints); default bind_address
+    # Client certificate presented to agents when proxying `pods/log` (kube-apiserver's --kubelet-client-certificate);
+    # agents refuse connections without one, so without it `kubectl logs` fails.
+    kubelet_client_cert_file: Path | None = None
+    kubelet_client_key_file: Path | None = None
 
     @classmethod
     def load(cls, path: Path) -> ApiServerConfig:
@@ -38,7 +42,8 @@ class ApiServerConfig:
         if unknown:
             raise ValueError(f"{path}: unknown keys {unknown}; expected some of {sorted(known)}")
         paths = {"tls_cert_file", "tls_key_file", "client_ca_file", "etcd_ca_file", "etcd_cert_file",
-                 "etcd_key_file", "token_file"}
+                 "etcd_key_file", "token_file",
+                 "kubelet_client_cert_file", "kubelet_client_key_file"}
         values = {k: (Path(v) if k in paths and v is not None else v) for k, v in raw.items()}
         values["etcd_endpoints"] = tuple(values.get("etcd_endpoints", ()))
         values["port"] = int(values["port"])

@@ -31,6 +31,7 @@ from provisioner.controlplane.apiserver.registry import NAMESPACES, Admission, R
 from provisioner.controlplane.apiserver.resources import RESOURCES, ResourceType, by_kind
 from provisioner.controlplane.apiserver.serviceips import ServiceIPs
 from provisioner.controlplane.apiserver.status import ApiError
+from provisioner.controlplane.apiserver.subresources import KubeletClient
 from provisioner.controlplane.store import PrefixMirror, Store, TlsEtcdClient, WatchCache
 
 __all__ = ["DEFAULT_NAMESPACES", "MirroredRules", "run"]
@@ -100,7 +101,9 @@ async def run(config: ApiServerConfig, *, stop: asyncio.Event, bookmark_interval
     app = build_app(
         registry=registry, cache=cache, authenticator=Authenticator(token_file=config.token_file),
         authorizer=RBACAuthorizer(MirroredRules(rbac)), documents=_documents(),
-        client_ca_file=config.client_ca_file, server_address=f"{config.bind_address}:{config.port}",
+        kubelet=KubeletClient(ca_file=config.client_ca_file, cert_file=config.kubelet_client_cert_file,
+                              key_file=config.kubelet_client_key_file),
+        server_address=f"{config.bind_address}:{config.port}",
         bookmark_interval=bookmark_interval,
     )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)

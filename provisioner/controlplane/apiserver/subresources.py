@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from aiohttp import web
 from provisioner.controlplane.apiserver.resources import ResourceType
 from provisioner.controlplane.apiserver.status import ApiError, FieldError, invalid
 
-__all__ = ["AGENT_PORT", "bind_pod", "proxy_pod_log", "scale_of", "with_scale"]
+__all__ = ["AGENT_PORT", "KubeletClient", "bind_pod", "proxy_pod_log", "scale_of", "with_scale"]
 
 Obj = dict[str, Any]
 AGENT_PORT = 10250
@@ -96,7 +97,25 @@ def _node_ip(node: Obj) -> str:
     return ""
 
 
-async def proxy_pod_log(request: web.Request, *, pod: Obj, node: Obj | None, ca_file: Path) -> web.StreamResponse:
+@dataclass(frozen=True)
+class KubeletClient:
+    """How the API server dials agents: trusting the cluster CA, and with its own client certificate,
+    since agents only serve logs to clients the cluster CA vouches for."""
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        context.check_hostname = False  # agents' serving certificates name their node, not its address
+        if self.cert_file is not None and self.key_file is not None:
+            context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        return context
+
+
+async def proxy_pod_log(request: web.Request, *, pod: Obj, node: Obj | None, kubelet: KubeletClient
+                        ) -> web.StreamResponse:
     """Stream `GET https://<node InternalIP>:10250/containerLogs/<ns>/<pod>/<container>` back to the client."""
     meta, spec = pod["metadata"], pod.get("spec") or {}
     name = meta["name"]
@@ -118,10 +137,9 @@ async def proxy_pod_log(request: web.Request, *, pod: Obj, node: Obj | None, ca_
     url = f"https://{host}:{AGENT_PORT}/containerLogs/{meta['namespace']}/{name}/{container}"
     query = {k: v for k, v in request.query.items() if k in ("follow", "tailLines", "timestamps", "sinceSeconds",
                                                               "limitBytes", "previous")}
-    context = ssl.create_default_context(cafile=str(ca_file))
-    context.check_hostname = False  # agents' serving certificates name their node, not its address
     try:
-        async with aiohttp.ClientSession() as session, session.get(url, params=query, ssl=context) as upstream:
+        async with aiohttp.ClientSession() as session, session.get(url, params=query,
+                                                                   ssl=kubelet.ssl_context()) as upstream:
             if upstream.status != 200:
                 text = await upstream.text()
                 reason = "NotFound" if upstream.status == 404 else "InternalError"
