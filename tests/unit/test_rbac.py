@@ -361,6 +361,15 @@ def _bound(role: str, *, namespace: str) -> dict[str, Any]:
         pytest.param((), _attrs("update", group="apps", resource="replicasets", subresource="status", namespace="x",
                                 user=UserInfo("system:kube-controller-manager", ("system:authenticated",))), True,
                      id="controller-manager"),
+        pytest.param((), _attrs("list", group="rbac.authorization.k8s.io", resource="rolebindings",
+                                user=UserInfo("system:kube-controller-manager", ("system:authenticated",))), True,
+                     id="controller-manager-watches-every-kind-for-gc"),
+        pytest.param((), _attrs("delete", group="rbac.authorization.k8s.io", resource="roles", namespace="x",
+                                name="r", user=UserInfo("system:kube-controller-manager", ("system:authenticated",))),
+                     True, id="controller-manager-empties-namespaces"),
+        pytest.param((), _attrs("create", group="rbac.authorization.k8s.io", resource="clusterrolebindings",
+                                user=UserInfo("system:kube-controller-manager", ("system:authenticated",))), False,
+                     id="controller-manager-cannot-grant-itself-more"),
     ],
 )
 def test_bootstrap_policy(extra: tuple[dict[str, Any], ...], attrs: RequestAttributes, allowed: bool) -> None:

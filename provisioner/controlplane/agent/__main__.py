@@ -53,7 +53,7 @@ async def run(args: argparse.Namespace) -> int:
                               backoff_cap=args.backoff_cap)
     async with ApiClient.from_kubeconfig(args.kubeconfig) as client:
         agent = Agent(client, settings=settings, root=args.root, serving=serving, labels=_labels(args.node_labels),
-                      log_port=args.log_port)
+                      log_port=args.log_port, lease_interval=args.lease_interval)
         work = asyncio.create_task(agent.run(), name="agent")
         stopping = asyncio.create_task(stop.wait(), name="signals")
         await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-labels", default="", help="extra Node labels, k=v,k2=v2")
     parser.add_argument("--backoff-base", type=float, default=10.0, help="first CrashLoopBackOff delay, seconds")
     parser.add_argument("--backoff-cap", type=float, default=300.0)
+    parser.add_argument("--lease-interval", type=float, default=10.0,
+                        help="seconds between heartbeats; keep several within the node monitor grace period")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -55,13 +55,14 @@ class Agent:
         cgroups: Cgroups | None = None,
         labels: Mapping[str, str] | None = None,
         log_port: int = LOG_PORT,
+        lease_interval: float = 10.0,
     ) -> None:
         self.client = client
         self.settings = settings
         self.runtime = Runtime(root)
         self.cgroups = cgroups or detect_cgroups()
         self.node = NodeReporter(client, settings.node_name, settings.address, host or HostInfo.detect(),
-                                 labels=dict(labels or {}))
+                                 labels=dict(labels or {}), lease_interval=lease_interval)
         self.node.extra_conditions.append(self._limits_condition())
         self.events = EventRecorder(client, component="agent", host=settings.node_name)
         self.pods = SharedInformer(client, PODS, field_selector=f"spec.nodeName={settings.node_name}")

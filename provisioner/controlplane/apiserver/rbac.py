@@ -358,6 +358,9 @@ def bootstrap_objects() -> list[dict[str, Any]]:
         ]),
         _cluster_role("system:kube-controller-manager", [
             _rule(("*",), groups=("", "apps", "coordination.k8s.io"), resources=("*",)),
+            # The garbage collector and namespace loops watch and delete every kind (kube's generic-garbage-collector
+            # and namespace-controller roles).
+            _rule((*_READ, "delete", "deletecollection", "patch", "update"), groups=("*",), resources=("*",)),
         ]),
         _cluster_role("system:kube-scheduler", [
             _rule(_READ, resources=("namespaces", "nodes", "pods", "services")),
