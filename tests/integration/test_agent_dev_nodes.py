@@ -1,4 +1,5 @@
-"""`provision dev up --nodes 2`: control loops and agents come up with the cluster, and down stops the pods too."""
+"""`provision dev up --nodes 2`: control loops and agents come up with the cluster, each with its own identity,
+and down stops the pods too."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def test_dev_cluster_with_nodes_runs_a_deployment_and_down_stops_its_containers(
             assert time.monotonic() < deadline, f"pods never all Running: {[p['status'] for p in pods]}"
             time.sleep(1)
         assert {p["spec"]["nodeName"] for p in running} == {"node-0", "node-1"}
+        # Every loop runs as its own user, so these also prove the bootstrap RBAC covers what they do.
+        subprocess.run([*kubectl, "rollout", "status", "deployment/web", "--timeout=90s"], check=True,
+                       capture_output=True, timeout=120)
+        logs = subprocess.run([*kubectl, "logs", running[0]["metadata"]["name"]], check=True, capture_output=True,
+                              text=True, timeout=60).stdout
+        assert "image 'nginx' is recorded, not run" in logs
         assert dev_up(name=name, home=tmp_path).changed is False
         roots = [tmp_path / name / "data" / f"agent-{j}" for j in range(2)]
         containers = [a for root in roots for a in Runtime(root).running()]

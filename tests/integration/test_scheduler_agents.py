@@ -1,15 +1,18 @@
 """The scheduler and two agents on the real dev cluster, driven with the real kubectl.
 
 Module fixture `nodes`: one scheduler, one controller-manager and two agents (node-a, node-b on their
-own loopback addresses in the cluster's block), started as real processes with the admin kubeconfig
-and stopped, with every container they ran, at the end even on failure.
+own loopback addresses in the cluster's block), started as real processes, each with its own identity
+(system:kube-scheduler, system:kube-controller-manager, system:node:<node>) so the bootstrap RBAC is what
+they run on, and stopped, with every container they ran, at the end even on failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -20,12 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import aiohttp
 import pytest
 import yaml
 
 from provisioner.controlplane.agent.cgroups import detect_cgroups
 from provisioner.controlplane.agent.runtime import Runtime, reap
-from provisioner.pki import CertificateAuthority
+from provisioner.kubeconfig import write_kubeconfig
+from provisioner.pki import CertificateAuthority, IssuedCert
 
 pytestmark = pytest.mark.integration
 
@@ -98,24 +103,37 @@ def nodes(dev_cluster: Any, kubectl: Any, tmp_path_factory: pytest.TempPathFacto
     block = urlparse(dev_cluster.server).hostname.split(".")[1]  # type: ignore[union-attr]
     ca = CertificateAuthority.load_or_create(dev_cluster.ca_file.parent)
     python = sys.executable
-    kubeconfig = str(dev_cluster.kubeconfig)
+
+    def identity(name: str, user: str, *, groups: tuple[str, ...] = (), hosts: tuple[str, ...] = ()
+                 ) -> tuple[str, IssuedCert]:
+        """A kubeconfig for `user` and its certificate (also the agents' serving certificate, hence `hosts`)."""
+        cert = ca.issue(f"it-{name}", common_name=user, organizations=groups, hosts=hosts, server=bool(hosts),
+                        client=True)
+        path = write_kubeconfig(work / f"{name}.kubeconfig", cluster_name=dev_cluster.name, server=dev_cluster.server,
+                                ca_file=dev_cluster.ca_file, cert_file=cert.cert_file, key_file=cert.key_file,
+                                user=user)
+        return str(path), cert
+
     procs = {
         "scheduler": Proc("scheduler", [python, "-m", "provisioner.controlplane.scheduler", "--kubeconfig",
-                                        kubeconfig, "--identity", "it-scheduler-0"], work / "scheduler.log"),
+                                        identity("scheduler", "system:kube-scheduler")[0],
+                                        "--identity", "it-scheduler-0"], work / "scheduler.log"),
         "controllers": Proc("controllers", [python, "-m", "provisioner.controlplane.controllers", "--kubeconfig",
-                                            kubeconfig, "--identity", "it-cm-0", "--node-monitor-grace-period", "12",
+                                            identity("controllers", "system:kube-controller-manager")[0],
+                                            "--identity", "it-cm-0", "--node-monitor-grace-period", "12",
                                             "--pod-eviction-timeout", "5"], work / "controllers.log"),
     }
     roots, addresses = {}, {}
     for i, node in enumerate(("node-a", "node-b")):
         address = f"127.{block}.2.{101 + i}"
-        cert = ca.issue(f"agent-{node}", common_name=f"system:node:{node}", organizations=("system:nodes",),
-                        hosts=(address,), server=True, client=True)
+        config, cert = identity(node, f"system:node:{node}", groups=("system:nodes",), hosts=(address,))
         roots[node], addresses[node] = work / node, address
-        procs[node] = Proc(node, [python, "-m", "provisioner.controlplane.agent", "--kubeconfig", kubeconfig,
+        # Heartbeats every 2 s: the 12 s grace period above then spans six of them (Kubernetes: 40 s over 10 s),
+        # so a live agent on a loaded host is never declared unreachable and its pods evicted.
+        procs[node] = Proc(node, [python, "-m", "provisioner.controlplane.agent", "--kubeconfig", config,
                                   "--node-name", node, "--address", address, "--root", str(work / node),
                                   "--tls-cert-file", str(cert.cert_file), "--tls-key-file", str(cert.key_file),
-                                  "--backoff-base", "1"], work / f"{node}.log")
+                                  "--backoff-base", "1", "--lease-interval", "2"], work / f"{node}.log")
     result = Nodes(kubectl, procs, roots, addresses)
     try:
         for proc in procs.values():
@@ -236,6 +254,27 @@ def test_kubectl_logs_reads_the_container_output(nodes: Nodes, ns: str) -> None:
                        nodes.kubectl("logs", "-n", ns, "talker").stdout, "three lines")
     assert logs == "line 1\nline 2\nline 3\n"
     assert nodes.kubectl("logs", "-n", ns, "talker", "--tail=1", check=True).stdout == "line 3\n"
+
+
+def test_agent_log_endpoint_refuses_clients_without_a_cluster_certificate(nodes: Nodes, dev_cluster: Any) -> None:
+    """Only the API server (with its kubelet client certificate) reads logs straight from an agent."""
+    context = ssl.create_default_context(cafile=str(dev_cluster.ca_file))
+    context.check_hostname = False
+    url = f"https://{nodes.addresses['node-a']}:10250/containerLogs/default/any/main"
+
+    async def anonymous_get() -> None:
+        async with aiohttp.ClientSession() as session, session.get(url, ssl=context) as resp:
+            await resp.text()
+
+    with pytest.raises(aiohttp.ClientError):
+        asyncio.run(anonymous_get())
+    context.load_cert_chain(str(dev_cluster.admin_cert), str(dev_cluster.admin_key))
+
+    async def status_with_certificate() -> int:
+        async with aiohttp.ClientSession() as session, session.get(url, ssl=context) as resp:
+            return resp.status
+
+    assert asyncio.run(status_with_certificate()) == 404  # the handshake passes; the pod is just unknown
 
 
 def test_kubectl_logs_follow_streams_until_the_container_ends(nodes: Nodes, ns: str) -> None:
