@@ -57,12 +57,14 @@ def destroy_everything(home: Path, spec: ClusterSpec) -> None:
         compute.destroy_node(node)
 
 
-def kubectl(kubeconfig: Path, cache: Path, *args: str, check: bool = True, timeout: float = 60) -> str:
-    done = subprocess.run([KUBECTL, f"--kubeconfig={kubeconfig}", f"--cache-dir={cache}", "--request-timeout=20s",
+def kubectl(kubeconfig: Path, cache: Path, *args: str, check: bool = True, timeout: float = 90,
+            full: bool = False) -> Any:
+    """stdout of the real kubectl (the whole CompletedProcess with `full`)."""
+    done = subprocess.run([KUBECTL, f"--kubeconfig={kubeconfig}", f"--cache-dir={cache}", "--request-timeout=60s",
                            *args], capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr}")
-    return done.stdout
+    return done if full else done.stdout
 
 
 def ready_nodes(kubeconfig: Path, cache: Path) -> list[str]:
