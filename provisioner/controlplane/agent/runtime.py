@@ -156,9 +156,13 @@ class Runtime:
         }
 
     def signal(self, attempt: Attempt, sig: signal.Signals) -> None:
-        """Send `sig` to the container's whole process group."""
+        """Send `sig` to the container's whole process group.
+
+        Only while the attempt's shim runs: the shim holds the container's pid until it records the exit,
+        so the pid cannot have been recycled (pid_max is 32768 here and wraps in minutes under load; a
+        killpg on a recycled pid once hit a freshly started etcd, itself a session and group leader)."""
         process = attempt.process()
-        if process is None or attempt.exit() is not None:
+        if process is None or attempt.exit() is not None or not attempt.shim_alive():
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(int(process["pid"]), sig)
