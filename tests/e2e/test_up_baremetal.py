@@ -84,7 +84,7 @@ def _leftovers(node: Node) -> str:
     with connect(node.name, machine.ssh) as conn:
         _, out, _ = run(conn, "ls -d /etc/provisioner /var/lib/provisioner /etc/systemd/system/provisioner-* "
                               "2>/dev/null; systemctl list-units --all --no-legend 'provisioner-*'; "
-                              "pgrep -af 'etcd|provisioner.controlplane|haproxy' || true")
+                              "pgrep -af '[e]tcd|provisioner[.]controlplane|[h]aproxy' || true")  # [x]: not the shell
     return out.strip()
 
 
