@@ -109,11 +109,13 @@ def _master(topology: Topology, host: Host, certs: ClusterCerts, files: list[Bun
 
     serving = _pair(files, certs.apiserver, "apiserver", (api,))
     etcd_client = _pair(files, certs.apiserver_etcd_client, "apiserver-etcd-client", (api,))
+    kubelet_client = _pair(files, certs.kubelet_client, "apiserver-kubelet-client", (api,))
     config = ApiServerConfig(
         bind_address="0.0.0.0", port=API_PORT, tls_cert_file=Path(serving[0]), tls_key_file=Path(serving[1]),
         client_ca_file=Path(f"{PKI}/ca.crt"), etcd_endpoints=topology.etcd_endpoints,
         etcd_ca_file=Path(f"{PKI}/ca.crt"), etcd_cert_file=Path(etcd_client[0]), etcd_key_file=Path(etcd_client[1]),
-        server_name=host.name,
+        server_name=host.name, advertise_address=host.address,
+        kubelet_client_cert_file=Path(kubelet_client[0]), kubelet_client_key_file=Path(kubelet_client[1]),
     )
     files.append(BundleFile(f"{CONFIG_DIR}/apiserver.yaml", config.dumps().encode(), 0o644, (api,)))
     _unit(files, units, Unit(api, "apiserver", "provisioner API server",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.configure.topology import Host, Topology
+from provisioner.dev.certs import KUBELET_CLIENT_USER
 from provisioner.pki import CertificateAuthority, IssuedCert
 
 __all__ = ["ADMIN_GROUP", "ClusterCerts", "MasterCerts", "issue_cluster_certs"]
@@ -36,6 +37,7 @@ class ClusterCerts:
     controllers: IssuedCert
     scheduler: IssuedCert
     lb_health: IssuedCert  # HAProxy's HTTPS health checks on /readyz
+    kubelet_client: IssuedCert  # what the API server presents to agents' log endpoints (`kubectl logs`)
     admin: IssuedCert
 
 
@@ -63,5 +65,6 @@ def issue_cluster_certs(topology: Topology, pki_dir: Path) -> ClusterCerts:
         controllers=ca.issue("controllers", common_name="system:kube-controller-manager", client=True),
         scheduler=ca.issue("scheduler", common_name="system:kube-scheduler", client=True),
         lb_health=ca.issue("lb-health", common_name="system:lb-health", client=True),
+        kubelet_client=ca.issue("apiserver-kubelet-client", common_name=KUBELET_CLIENT_USER, client=True),
         admin=ca.issue("admin", common_name="admin", organizations=(ADMIN_GROUP,), client=True),
     )

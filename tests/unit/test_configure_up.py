@@ -44,6 +44,8 @@ def test_master_bundle_runs_etcd_apiserver_controllers_and_scheduler(tmp_path: P
     assert "c-m0=https://10.88.1.10:2380,c-m1=https://10.88.1.11:2380,c-m2=https://10.88.1.12:2380" in etcd_unit
     config = yaml.safe_load(files["/etc/provisioner/apiserver.yaml"])
     assert config["etcd_endpoints"] == ["10.88.1.10:2379", "10.88.1.11:2379", "10.88.1.12:2379"]
+    assert config["advertise_address"] == "10.88.1.11"
+    assert config["kubelet_client_cert_file"] in files  # presented to agents' log endpoints
     assert "--identity \\\n    c-m1" in files["/etc/systemd/system/provisioner-scheduler.service"].decode()
 
 
