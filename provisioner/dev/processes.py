@@ -82,7 +82,22 @@ def spawn(argv: list[str], *, log_file: Path, env: dict[str, str] | None = None)
     start_time = _start_time(pid)
     if start_time is None:  # it already exited and was reaped by someone else
         raise ProvisionerError(f"{argv[0]} exited at once", hint=f"see {log_file}")
+    _wait_for_exec(pid)
     return ProcessRecord(pid=pid, argv=tuple(argv), start_time=start_time)
+
+
+def _wait_for_exec(pid: int, *, timeout: float = 5.0) -> None:
+    """posix_spawn returns once the child has switched to the new program's memory, but the kernel sets up
+    its argument area a moment later: until then /proc/<pid>/cmdline reads empty and `is_alive` would call
+    a healthy, just-started process dead (seen under load)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
+        except OSError:
+            return  # gone: the caller's liveness check reports it
+        time.sleep(0.005)
 
 
 def stop(record: ProcessRecord, *, grace: float = 10.0) -> bool:
