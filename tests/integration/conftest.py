@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import urllib3
+from kubernetes import client, config
 
 from provisioner.dev import ProcessStatus, UpReport, dev_down, dev_status, dev_up
 from provisioner.dev.layout import APISERVER_PORT, ETCD_CLIENT_PORT
@@ -113,3 +115,20 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster
 @pytest.fixture(scope="session")
 def kubectl(dev_cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     return Kubectl(kubeconfig=dev_cluster.kubeconfig, cache_dir=tmp_path_factory.mktemp("kubectl-cache"))
+
+
+@pytest.fixture(scope="module")
+def http(dev_cluster: DevCluster) -> Iterator[urllib3.PoolManager]:
+    """Raw HTTPS as the admin, for requests kubectl and the client would never send (bad bodies, watch params)."""
+    pool = urllib3.PoolManager(ca_certs=str(dev_cluster.ca_file), cert_file=str(dev_cluster.admin_cert),
+                               key_file=str(dev_cluster.admin_key), cert_reqs="CERT_REQUIRED")
+    yield pool
+    pool.clear()
+
+
+@pytest.fixture(scope="module")
+def api(dev_cluster: DevCluster) -> Iterator[client.ApiClient]:
+    """The official Python client as the admin."""
+    api_client = config.new_client_from_config(str(dev_cluster.kubeconfig))
+    yield api_client
+    api_client.close()

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import urllib3
 from conftest import DevCluster, Kubectl
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def http(dev_cluster: DevCluster) -> Iterator[urllib3.PoolManager]:
-    pool = urllib3.PoolManager(ca_certs=str(dev_cluster.ca_file), cert_file=str(dev_cluster.admin_cert),
-                               key_file=str(dev_cluster.admin_key), cert_reqs="CERT_REQUIRED")
-    yield pool
-    pool.clear()
 
 
 @pytest.fixture(scope="module")

@@ -5,21 +5,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from conftest import DevCluster
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def api(dev_cluster: DevCluster) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(str(dev_cluster.kubeconfig))
-    yield api_client
-    api_client.close()
 
 
 @pytest.fixture(scope="module")

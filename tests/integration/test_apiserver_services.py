@@ -10,19 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import DevCluster, Kubectl
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.integration
 
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
-
-
-@pytest.fixture(scope="module")
-def api(dev_cluster: DevCluster) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(str(dev_cluster.kubeconfig))
-    yield api_client
-    api_client.close()
 
 
 @pytest.fixture(scope="module")

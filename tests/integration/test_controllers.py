@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import DevCluster, Kubectl
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.integration
@@ -117,13 +117,6 @@ class Managers:
 
     def by_identity(self, identity: str) -> ControllerManager:
         return next(m for m in self.running if m.identity == identity)
-
-
-@pytest.fixture(scope="module")
-def api(dev_cluster: DevCluster) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(str(dev_cluster.kubeconfig))
-    yield api_client
-    api_client.close()
 
 
 def lease_holder(api: client.ApiClient) -> str | None:
