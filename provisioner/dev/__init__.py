@@ -5,36 +5,5 @@ detached and identified by PID + command line + start time, so any later `provis
 test fixture) can find, check and stop exactly them. Synchronous by design: it runs from the CLI.
 """
 
-from provisioner.dev.cluster import (
-    DEFAULT_MASTERS,
-    Action,
-    ClusterStatus,
-    DownReport,
-    EtcdStatus,
-    Phase,
-    ProcessStatus,
-    UpReport,
-    admin_kubeconfig,
-    dev_down,
-    dev_status,
-    dev_up,
-    load_layout,
-    user_kubeconfig,
-)
-
-__all__ = [
-    "DEFAULT_MASTERS",
-    "Action",
-    "ClusterStatus",
-    "DownReport",
-    "EtcdStatus",
-    "Phase",
-    "ProcessStatus",
-    "UpReport",
-    "admin_kubeconfig",
-    "dev_down",
-    "dev_status",
-    "dev_up",
-    "load_layout",
-    "user_kubeconfig",
-]
+from provisioner.dev.cluster import *  # noqa: F403  (the public surface is cluster.py's __all__)
+from provisioner.dev.cluster import __all__  # noqa: F401
