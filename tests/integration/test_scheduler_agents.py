@@ -138,8 +138,10 @@ def nodes(dev_cluster: Any, kubectl: Any, tmp_path_factory: pytest.TempPathFacto
     try:
         for proc in procs.values():
             proc.start()
-        result.until(lambda: len([n for n in result.json("get", "nodes")["items"] if _ready(n)]) == 2,
-                     "two Ready nodes")
+        # Name the nodes: other modules on the shared cluster may leave Node objects of their own behind.
+        result.until(lambda: {n["metadata"]["name"] for n in result.json("get", "nodes")["items"]
+                              if _ready(n) and not n["spec"].get("taints")} >= set(addresses),
+                     "node-a and node-b Ready and untainted")
         yield result
     finally:
         for proc in procs.values():
