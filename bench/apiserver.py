@@ -24,10 +24,8 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import ssl
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from _common import throwaway_dev_cluster
 from aetcd import rpc
 
 from provisioner.controlplane.store import Store, TlsEtcdClient
-from provisioner.dev import dev_down, dev_status, dev_up
+from provisioner.dev import dev_status
 from provisioner.dev.layout import APISERVER_PORT, ETCD_CLIENT_PORT
 
 NAMESPACE = "bench"
@@ -367,11 +366,8 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=int, default=5, help="measure the idle cluster's background CPU")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="provisioner-bench-"))
-    name = f"bench-{uuid.uuid4().hex[:6]}"
-    try:
-        started = time.perf_counter()
-        report = dev_up(name=name, masters=args.masters, home=home)
+    started = time.perf_counter()
+    with throwaway_dev_cluster(prefix="provisioner-bench-", masters=args.masters) as (report, home, name):
         print(
             f"cluster {name}: {args.masters} masters up in {time.perf_counter() - started:.1f}s, "
             f"server {report.server}",
@@ -392,10 +388,6 @@ def main() -> None:
             processes=processes,
         )
         results = asyncio.run(measure(target, args))
-    finally:
-        if (home / name / "cluster.json").exists():
-            dev_down(name=name, purge=True, home=home)
-        shutil.rmtree(home, ignore_errors=True)
     print(json.dumps(results))
 
 

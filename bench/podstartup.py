@@ -15,28 +15,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
+
+from _common import percentile, throwaway_dev_cluster
 
 from provisioner.controlplane.agent.cgroups import detect_cgroups
 from provisioner.controlplane.agent.runtime import reap
 from provisioner.controlplane.client import ApiClient, resource
-from provisioner.dev import dev_down, dev_up
 
 PODS, NAMESPACES, NODES = resource("pods"), resource("namespaces"), resource("nodes")
 NAMESPACE = "bench-startup"
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def bench(args: argparse.Namespace, kubeconfig: Path) -> dict[str, Any]:
@@ -78,7 +71,7 @@ async def bench(args: argparse.Namespace, kubeconfig: Path) -> dict[str, Any]:
             await client.delete(PODS, f"pod-{i}", namespace=NAMESPACE, grace_period_seconds=1)
         while (await client.list(PODS, namespace=NAMESPACE))[0]:
             await asyncio.sleep(0.5)
-    p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     print(f"{len(latencies)} pods at {args.rate}/s on {args.agents} agents: create->Running p50 {p50:.3f}s, "
           f"p99 {p99:.3f}s, max {max(latencies):.3f}s", flush=True)
     return {"pods": args.pods, "rate": args.rate, "agents": args.agents, "p50_s": round(p50, 3),
@@ -102,34 +95,29 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=2)
     parser.add_argument("--masters", type=int, default=1, choices=(1, 3, 5))
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="bench-podstartup-"))
-    name = f"bench-{uuid.uuid4().hex[:6]}"
     processes: list[subprocess.Popen[bytes]] = []
     roots: list[Path] = []
-    try:
-        report = dev_up(name=name, masters=args.masters, home=home)
-        kubeconfig = str(report.kubeconfig)
-        log = (home / "components.log").open("ab")
-        argv = [[sys.executable, "-m", "provisioner.controlplane.scheduler", "--kubeconfig", kubeconfig,
-                 "--no-leader-elect"]]
-        for i in range(args.agents):
-            roots.append(home / f"node-{i}")
-            argv.append([sys.executable, "-m", "provisioner.controlplane.agent", "--kubeconfig", kubeconfig,
-                         "--node-name", f"node-{i}", "--address", f"127.{report.layout.block}.2.{201 + i}",
-                         "--root", str(roots[-1])])
-        for command in argv:
-            processes.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                              start_new_session=True))
-        result = asyncio.run(bench(args, report.kubeconfig))
-    finally:
-        for process in processes:
-            _stop(process)
-        for root in roots:  # anything the agents had no time to stop
-            if root.exists():
-                reap(root, cgroups=detect_cgroups())
-        if (home / name / "cluster.json").exists():
-            dev_down(name=name, purge=True, home=home)
-        shutil.rmtree(home, ignore_errors=True)
+    with throwaway_dev_cluster(prefix="bench-podstartup-", masters=args.masters) as (report, home, _):
+        try:
+            kubeconfig = str(report.kubeconfig)
+            log = (home / "components.log").open("ab")
+            argv = [[sys.executable, "-m", "provisioner.controlplane.scheduler", "--kubeconfig", kubeconfig,
+                     "--no-leader-elect"]]
+            for i in range(args.agents):
+                roots.append(home / f"node-{i}")
+                argv.append([sys.executable, "-m", "provisioner.controlplane.agent", "--kubeconfig", kubeconfig,
+                             "--node-name", f"node-{i}", "--address", f"127.{report.layout.block}.2.{201 + i}",
+                             "--root", str(roots[-1])])
+            for command in argv:
+                processes.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                                  start_new_session=True))
+            result = asyncio.run(bench(args, report.kubeconfig))
+        finally:
+            for process in processes:
+                _stop(process)
+            for root in roots:  # anything the agents had no time to stop
+                if root.exists():
+                    reap(root, cgroups=detect_cgroups())
     print(json.dumps(result))
 
 

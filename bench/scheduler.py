@@ -23,22 +23,19 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _common import percentile, throwaway_dev_cluster
 
 from provisioner.controlplane.agent.node import HostInfo, NodeReporter
 from provisioner.controlplane.client import ApiClient, ApiStatusError, resource
-from provisioner.dev import dev_down, dev_up
 
 PODS, NAMESPACES = resource("pods"), resource("namespaces")
 NAMESPACE = "bench-sched"
@@ -80,11 +77,6 @@ async def _retrying(call: Callable[[], Awaitable[Any]]) -> None:
             if attempt == 4:
                 raise
             await asyncio.sleep(1)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 class BindWatch:
@@ -177,7 +169,7 @@ async def bench(args: argparse.Namespace, kubeconfig: Path) -> dict[str, Any]:
             finally:
                 scheduler.terminate()
                 scheduler.wait(30)
-            p50, p99 = _percentile(latencies, 0.5) * 1000, _percentile(latencies, 0.99) * 1000
+            p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
             print(f"latency over {len(latencies)} pods at {args.latency_rate}/s: p50 {p50:.1f} ms, "
                   f"p99 {p99:.1f} ms (mean {statistics.fmean(latencies) * 1000:.1f} ms)", flush=True)
             for task in (*heartbeats, watching):
@@ -196,15 +188,9 @@ def main() -> None:
     parser.add_argument("--latency-pods", type=int, default=500)
     parser.add_argument("--latency-rate", type=float, default=50.0, help="pods created per second")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="bench-scheduler-"))
-    name = f"bench-{uuid.uuid4().hex[:6]}"
-    try:
-        report = dev_up(name=name, masters=args.masters, home=home, report=lambda line: print(line, flush=True))
+    with throwaway_dev_cluster(prefix="bench-scheduler-", masters=args.masters,
+                               report=lambda line: print(line, flush=True)) as (report, _, _):
         result = asyncio.run(bench(args, report.kubeconfig))
-    finally:
-        if (home / name / "cluster.json").exists():
-            dev_down(name=name, purge=True, home=home)
-        shutil.rmtree(home, ignore_errors=True)
     print(json.dumps(result))
 
 
