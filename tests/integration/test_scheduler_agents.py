@@ -3,7 +3,10 @@
 Module fixture `nodes`: one scheduler, one controller-manager and two agents (node-a, node-b on their
 own loopback addresses in the cluster's block), started as real processes, each with its own identity
 (system:kube-scheduler, system:kube-controller-manager, system:node:<node>) so the bootstrap RBAC is what
-they run on, and stopped, with every container they ran, at the end even on failure.
+they run on, and stopped, with every container they ran, at the end even on failure. Like systemd units
+they are restarted when they exit (a controller-manager that loses its Lease in an outage exits). The
+scheduler has a name of its own, set on every pod here, so pods other modules left Pending on the shared
+cluster never land on these nodes and skew their load.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -35,6 +39,7 @@ from provisioner.pki import CertificateAuthority, IssuedCert
 pytestmark = pytest.mark.integration
 
 WAIT = 90.0
+SCHEDULER_NAME = f"it-scheduler-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
@@ -43,21 +48,36 @@ class Proc:
     argv: list[str]
     log_file: Path
     popen: subprocess.Popen[bytes] | None = None
+    wanted: bool = False  # started and not deliberately stopped: `revive` restarts it when it exits
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
+        with self.lock:
+            self.wanted = True
+            self._spawn()
+
+    def revive(self) -> None:
+        """Restart the process if it exited on its own, as systemd's Restart=always does."""
+        with self.lock:
+            if self.wanted and self.popen is not None and self.popen.poll() is not None:
+                self._spawn()
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        with self.lock:
+            self.wanted = False
+            if self.popen is None or self.popen.poll() is not None:
+                return
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+    def _spawn(self) -> None:
         with self.log_file.open("ab") as log:
             self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                           start_new_session=True)
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.popen.send_signal(sig)
-        try:
-            self.popen.wait(15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(5)
 
 
 @dataclass
@@ -94,7 +114,8 @@ def _pod(name: str, *, command: list[str] | None = None, **spec: Any) -> dict[st
     container = {"name": "main", "image": "busybox", "command": command or ["sleep", "3600"],
                  **spec.pop("container", {})}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": spec.pop("labels", {})},
-            "spec": {"terminationGracePeriodSeconds": 2, "containers": [container], **spec}}
+            "spec": {"schedulerName": SCHEDULER_NAME, "terminationGracePeriodSeconds": 2, "containers": [container],
+                     **spec}}
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +138,8 @@ def nodes(dev_cluster: Any, kubectl: Any, tmp_path_factory: pytest.TempPathFacto
     procs = {
         "scheduler": Proc("scheduler", [python, "-m", "provisioner.controlplane.scheduler", "--kubeconfig",
                                         identity("scheduler", "system:kube-scheduler")[0],
-                                        "--identity", "it-scheduler-0"], work / "scheduler.log"),
+                                        "--scheduler-name", SCHEDULER_NAME, "--identity", "it-scheduler-0"],
+                          work / "scheduler.log"),
         "controllers": Proc("controllers", [python, "-m", "provisioner.controlplane.controllers", "--kubeconfig",
                                             identity("controllers", "system:kube-controller-manager")[0],
                                             "--identity", "it-cm-0", "--node-monitor-grace-period", "12",
@@ -135,15 +157,27 @@ def nodes(dev_cluster: Any, kubectl: Any, tmp_path_factory: pytest.TempPathFacto
                                   "--tls-cert-file", str(cert.cert_file), "--tls-key-file", str(cert.key_file),
                                   "--backoff-base", "1", "--lease-interval", "2"], work / f"{node}.log")
     result = Nodes(kubectl, procs, roots, addresses)
+    stopping = threading.Event()
+
+    def supervise() -> None:
+        while not stopping.wait(1.0):
+            for proc in procs.values():
+                proc.revive()
+
+    supervisor = threading.Thread(target=supervise, name="supervisor", daemon=True)
     try:
         for proc in procs.values():
             proc.start()
+        supervisor.start()
         # Name the nodes: other modules on the shared cluster may leave Node objects of their own behind.
         result.until(lambda: {n["metadata"]["name"] for n in result.json("get", "nodes")["items"]
                               if _ready(n) and not n["spec"].get("taints")} >= set(addresses),
                      "node-a and node-b Ready and untainted")
         yield result
     finally:
+        stopping.set()
+        if supervisor.is_alive():
+            supervisor.join()
         for proc in procs.values():
             proc.stop()
         for node, root in roots.items():
@@ -367,7 +401,7 @@ def test_deployment_pods_move_off_a_node_whose_agent_died(nodes: Nodes, ns: str)
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "mover", "namespace": ns},
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "mover"}}, "template": {
             "metadata": {"labels": {"app": "mover"}},
-            "spec": {"terminationGracePeriodSeconds": 1,
+            "spec": {"schedulerName": SCHEDULER_NAME, "terminationGracePeriodSeconds": 1,
                      "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}}},
     }
     nodes.apply(deployment)

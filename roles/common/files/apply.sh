@@ -46,10 +46,14 @@ start_group() {
     for unit in $units; do
         if [ -f "$PENDING" ] && grep -qx "$unit" "$PENDING"; then todo="$todo $unit"; fi
     done
-    # `is-active` prints one state per unit, in order.
+    # `is-active` prints one state per unit, in order. "activating" is a unit systemd is already
+    # (re)starting, e.g. a controller-manager that exited on losing its Lease: not ours to restart.
     set -- $(systemctl is-active $units || true)
     for unit in $units; do
-        case " $todo " in *" $unit "*) ;; *) [ "$1" = active ] || todo="$todo $unit" ;; esac
+        case " $todo " in
+            *" $unit "*) ;;
+            *) case "$1" in active|activating|reloading) ;; *) todo="$todo $unit" ;; esac ;;
+        esac
         shift
     done
     [ -n "$todo" ] || return 0
