@@ -8,7 +8,7 @@ STAMPS := .state
 
 # Every Debian package the project and its tests need, in one place.
 APT_PACKAGES := python3 python3-venv python3-pip ca-certificates curl gnupg \
-	etcd-server etcd-client haproxy \
+	etcd-server etcd-client haproxy keepalived \
 	qemu-system-x86 qemu-utils debootstrap vde2 openssh-client iproute2 e2fsprogs
 # kubectl (with the per-minor-version dispatcher the tests rely on) comes from Google's Cloud SDK repository.
 KUBECTL_REPO := https://packages.cloud.google.com/apt

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -13,13 +14,17 @@ from typing import Any
 
 import yaml
 
+from provisioner.configure.topology import API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT
 from provisioner.errors import ProvisionerError
+from provisioner.infra.baremetal import load_inventory
 
 __all__ = ["CLOUDS", "ClusterSpec", "EtcdSpec", "SpecError", "SshSpec", "load_spec", "spec_from_dict"]
 
 CLOUDS = ("local", "baremetal", "vagrant", "gcp", "aws", "azure")
 QUORUM_SIZES = (1, 3, 5)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Ports the masters' own services hold on every address, so the virtual IP's HAProxy cannot listen there.
+_MASTER_PORTS = {ETCD_CLIENT_PORT: "etcd", ETCD_PEER_PORT: "etcd peers", API_PORT: "the API servers"}
 
 
 class SpecError(ProvisionerError):
@@ -46,6 +51,17 @@ class EtcdSpec:
 
 @dataclass(frozen=True)
 class ClusterSpec:
+    """What the operator asks for.
+
+    The operator's API endpoint: `api_endpoint` when given (host[:port] of a load balancer or DNS name the
+    operator's machine reaches); else, on bare metal with `api_vip`, https://api_vip:api_vip_port when the
+    inventory reaches the masters on their private addresses (then the operator shares their network); else a
+    load balancer from the cloud's driver (the `haproxy` driver on the operator's loopback over each master's
+    inventory `address`:`api_port`). `api_vip` (bare metal only): a free IPv4 address on the masters' private
+    network; every master runs keepalived (VRRP) to hold it on one healthy master and HAProxy on
+    `api_vip_port`, balancing over every master's API server; the API serving certificate names it.
+    """
+
     name: str = "lab"
     cloud: str = "local"
     region: str = ""
@@ -57,6 +73,8 @@ class ClusterSpec:
     image: str = "debian-12"
     api_endpoint: str = ""  # host[:port] of a load balancer or virtual IP; chosen by the cloud when empty
     api_port: int = 6443
+    api_vip: str = ""  # bare metal: virtual IPv4 address of the API, moved between masters by keepalived
+    api_vip_port: int = 8443  # HAProxy on every master listens here (6443 is the API servers' own port)
     etcd: EtcdSpec = field(default_factory=EtcdSpec)
     ssh: SshSpec = field(default_factory=SshSpec)
     inventory: Path | None = None  # bare metal: hosts by address, user and key
@@ -102,7 +120,38 @@ def _validate(spec: ClusterSpec) -> list[str]:
         problems.append(f"inventory: file {spec.inventory} does not exist")
     if spec.cloud in ("gcp", "aws", "azure") and not spec.region:
         problems.append(f"region: required for cloud {spec.cloud}")
+    _check_vip(problems, spec)
     return problems
+
+
+def _check_vip(problems: list[str], spec: ClusterSpec) -> None:
+    """The virtual IP must be a unicast IPv4 address nobody holds yet, on bare metal, with a port of its own."""
+    _check_int(problems, "api_vip_port", spec.api_vip_port, minimum=1)
+    if isinstance(spec.api_vip_port, int) and spec.api_vip_port > 65535:
+        problems.append(f"api_vip_port: must be at most 65535, got {spec.api_vip_port}")
+    taken = _MASTER_PORTS.get(spec.api_vip_port) if isinstance(spec.api_vip_port, int) else None
+    if taken:
+        problems.append(f"api_vip_port: {spec.api_vip_port} is taken on the masters by {taken}; pick a free port "
+                        "such as 8443")
+    if spec.api_vip == "":
+        return
+    try:
+        vip = ipaddress.IPv4Address(spec.api_vip if isinstance(spec.api_vip, str) else "")
+    except ipaddress.AddressValueError:
+        problems.append(f"api_vip: must be an IPv4 address such as 10.88.3.250, got {spec.api_vip!r}")
+        return
+    if vip.is_loopback or vip.is_unspecified or vip.is_multicast or vip.is_link_local or vip.is_reserved:
+        problems.append(f"api_vip: {vip} cannot be a virtual IP; pick a free unicast address on the masters' network")
+    if spec.cloud != "baremetal":
+        problems.append(f"api_vip: only on cloud baremetal (cloud {spec.cloud!r} gets its endpoint from its load "
+                        "balancer); drop the field or set cloud: baremetal")
+    if spec.inventory is not None and Path(spec.inventory).expanduser().is_file():
+        try:
+            hosts = load_inventory(Path(spec.inventory))
+        except ProvisionerError:  # reported with its own hint when the cloud is opened
+            return
+        problems.extend(f"api_vip: {vip} is already the address of host {h.name} in {spec.inventory}; pick a free "
+                        "address on the masters' network" for h in hosts if str(vip) in (h.address, h.private_address))
 
 
 def spec_from_dict(raw: dict[str, Any], *, source: str = "spec") -> ClusterSpec:

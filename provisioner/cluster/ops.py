@@ -25,7 +25,7 @@ from provisioner.cluster.machines import (
 )
 from provisioner.cluster.remote import connect, run
 from provisioner.cluster.state import cluster_files, load_state, locked, saved_spec
-from provisioner.cluster.up import api_client, topology_of
+from provisioner.cluster.up import api_client, topology_of, vip_endpoint
 from provisioner.configure.bundle import STATE_DIR, render_bundle
 from provisioner.configure.certs import issue_cluster_certs
 from provisioner.configure.runner import close_connections, run_playbook
@@ -58,7 +58,7 @@ class Plan:
     start: tuple[str, ...]
     configure: tuple[str, ...]  # machines whose installed bundle differs from what `up` would push
     unchanged: tuple[str, ...]
-    balancer: str  # "create" or "keep"
+    balancer: str  # "create", "keep", or "none (virtual IP https://VIP:PORT)" when the operator reaches it
 
 
 def _installed_hash(machine: Machine) -> str:
@@ -83,8 +83,10 @@ def plan(spec: ClusterSpec, *, home: Path | None = None, cloud_state: Path | Non
             (unchanged if same else configure).append(m.name)
     else:
         configure = [m.name for m in running]
+    vip = vip_endpoint(spec, tuple(m for m in running if m.role == "master"))
+    balancer = f"none (virtual IP {vip})" if vip else "keep" if find_balancer(cloud) else "create"
     return Plan(create=machines_plan.create, start=machines_plan.start, configure=tuple(configure),
-                unchanged=tuple(unchanged), balancer="keep" if find_balancer(cloud) else "create")
+                unchanged=tuple(unchanged), balancer=balancer)
 
 
 @dataclass(frozen=True)

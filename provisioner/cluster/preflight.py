@@ -42,8 +42,10 @@ class Finding:
     message: str
 
 
-def parse_probe(machine: Machine, output: str, *, sent: float, received: float) -> list[Finding]:
-    """Judge one machine's probe output; `sent`/`received` bracket the command on the operator's clock."""
+def parse_probe(machine: Machine, output: str, *, sent: float, received: float,
+                master_ports: tuple[int, ...] = ()) -> list[Finding]:
+    """Judge one machine's probe output; `sent`/`received` bracket the command on the operator's clock;
+    `master_ports`: what masters must also have free (the virtual IP's port)."""
     values = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
     findings: list[Finding] = []
 
@@ -58,7 +60,8 @@ def parse_probe(machine: Machine, output: str, *, sent: float, received: float) 
     elif abs(skew) > WARN_CLOCK_SKEW_S + (received - sent) / 2:
         add("warning", f"clock is {skew:+.1f} s off the operator's; enable time sync (chrony)")
     if values.get("installed") == "no":
-        busy = set(values.get("listening", "").split()) & {str(p) for p in _PORTS[machine.role]}
+        wanted = (*_PORTS[machine.role], *(master_ports if machine.role == "master" else ()))
+        busy = set(values.get("listening", "").split()) & {str(p) for p in wanted}
         if busy:
             add("error", f"port(s) {', '.join(sorted(busy))} already in use by another service")
     fsync_ms = float(values.get("fsync_ms", "nan"))
@@ -68,20 +71,20 @@ def parse_probe(machine: Machine, output: str, *, sent: float, received: float) 
     return findings
 
 
-def _probe(machine: Machine) -> list[Finding]:
+def _probe(machine: Machine, master_ports: tuple[int, ...]) -> list[Finding]:
     with connect(machine.name, machine.ssh) as conn:
         sent = time.time()
         code, out, err = run(conn, _PROBE)
         received = time.time()
     if code != 0:
         return [Finding(machine.name, "error", f"probe failed (exit {code}): {err.strip()[-300:]}")]
-    return parse_probe(machine, out, sent=sent, received=received)
+    return parse_probe(machine, out, sent=sent, received=received, master_ports=master_ports)
 
 
-def preflight(machines: tuple[Machine, ...]) -> list[Finding]:
+def preflight(machines: tuple[Machine, ...], *, master_ports: tuple[int, ...] = ()) -> list[Finding]:
     """Warnings come back; any error raises with every finding listed."""
     with ThreadPoolExecutor(max_workers=max(1, len(machines))) as pool:
-        findings = [f for result in pool.map(_probe, machines) for f in result]
+        findings = [f for result in pool.map(lambda m: _probe(m, master_ports), machines) for f in result]
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         raise ProvisionerError("preflight failed:\n" + "\n".join(f"  - {f.machine}: {f.message}" for f in errors),

@@ -23,13 +23,13 @@ from provisioner.configure.bundle import render_bundle, write_archive
 from provisioner.configure.certs import ClusterCerts, issue_cluster_certs
 from provisioner.configure.inventory import InventoryHost, render_inventory, render_known_hosts
 from provisioner.configure.runner import PlaybookResult, close_connections, run_playbook
-from provisioner.configure.topology import Host, Topology
+from provisioner.configure.topology import Host, Topology, VirtualIp
 from provisioner.errors import ProvisionerError
 from provisioner.kubeconfig import write_kubeconfig
 from provisioner.spec import ClusterSpec
 from provisioner.state import read_json
 
-__all__ = ["PHASES", "PhaseTime", "UpReport", "api_client", "up"]
+__all__ = ["PHASES", "PhaseTime", "UpReport", "api_client", "topology_of", "up", "vip_endpoint"]
 
 Progress = Callable[[str], None]
 _VERIFY_TIMEOUT_S = 600.0
@@ -96,7 +96,7 @@ def _machines(run: _Run) -> None:
 
 
 def _preflight(run: _Run) -> None:
-    run.warnings.extend(preflight(run.machines))
+    run.warnings.extend(preflight(run.machines, master_ports=(run.spec.api_vip_port,) if run.spec.api_vip else ()))
 
 
 def _endpoint_host(spec: ClusterSpec) -> str:
@@ -107,8 +107,17 @@ def topology_of(spec: ClusterSpec, machines: tuple[Machine, ...]) -> Topology:
     def hosts(role: str) -> tuple[Host, ...]:
         return tuple(Host(name=m.name, role=m.role, address=m.address) for m in machines if m.role == role)
 
+    vip = VirtualIp(address=spec.api_vip, port=spec.api_vip_port) if spec.api_vip else None
     return Topology(cluster=spec.name, masters=hosts("master"), nodes=hosts("node"),
-                    endpoint_host=_endpoint_host(spec))
+                    endpoint_host=_endpoint_host(spec), vip=vip)
+
+
+def vip_endpoint(spec: ClusterSpec, masters: tuple[Machine, ...]) -> str:
+    """https://VIP:PORT when the operator reaches the virtual IP: it reaches every master on its private address,
+    so it sits on the masters' network. Otherwise (a jump host, forwarded ports) "" and the cloud's balancer."""
+    if spec.api_vip and not spec.api_endpoint and masters and all(m.ssh.host == m.address for m in masters):
+        return VirtualIp(address=spec.api_vip, port=spec.api_vip_port).url
+    return ""
 
 
 def _pki(run: _Run) -> None:
@@ -121,7 +130,8 @@ def _pki(run: _Run) -> None:
         archive = write_archive(bundle, run.files.bundles / f"{machine.name}.tar.gz.b64")
         hosts.append(InventoryHost(name=machine.name, role=machine.role, address=machine.address,
                                    ssh=machine.ssh, bundle_file=archive, bundle_hash=bundle.hash))
-    _write_if_changed(run.files.inventory, render_inventory(tuple(hosts)))
+    vip_url = topology.vip.url if topology.vip else ""
+    _write_if_changed(run.files.inventory, render_inventory(tuple(hosts), vip_url=vip_url))
     _write_if_changed(run.files.known_hosts, render_known_hosts(tuple(m.ssh for m in run.machines)))
 
 
@@ -140,13 +150,16 @@ def _control_plane(run: _Run) -> None:
 
 
 def _load_balancer(run: _Run) -> None:
+    """The operator's endpoint (see ClusterSpec), then the node-local balancers and the virtual IP's."""
     if run.spec.api_endpoint:
         run.state["endpoint"] = f"https://{run.spec.api_endpoint}"
+    elif vip_endpoint(run.spec, run.masters):
+        run.state["endpoint"] = vip_endpoint(run.spec, run.masters)
     else:
         balancer, changes = ensure_balancer(run.cloud, run.masters)
         run.changes.extend(changes)
         run.state["endpoint"] = f"https://{balancer.ip}:{balancer.port}"
-    if run.nodes:
+    if run.nodes or run.spec.api_vip:
         run.ansible("loadbalancer")
 
 

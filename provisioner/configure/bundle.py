@@ -22,6 +22,7 @@ from pathlib import Path
 from provisioner.configure.certs import ClusterCerts
 from provisioner.configure.etcd import EtcdTls, etcd_flags
 from provisioner.configure.haproxy import Backend, HealthCheck, render_haproxy_cfg
+from provisioner.configure.keepalived import VrrpInstance, render_keepalived_conf
 from provisioner.configure.topology import API_PORT, Host, Topology
 from provisioner.configure.units import Unit, render_unit
 from provisioner.controlplane.apiserver.config import ApiServerConfig
@@ -33,6 +34,7 @@ __all__ = ["APPLY_SCRIPT", "CONFIG_DIR", "STATE_DIR", "Bundle", "BundleFile", "r
 CONFIG_DIR = "/etc/provisioner"
 STATE_DIR = "/var/lib/provisioner"
 PKI = f"{CONFIG_DIR}/pki"
+LB_HEALTH_PEM = f"{PKI}/lb-health.pem"  # HAProxy's and keepalived's /readyz probes (certificate and key)
 VENV_PYTHON = "/opt/provisioner/venv/bin/python"
 APPLY_SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "common" / "files" / "apply.sh"
 _LOCAL_API = f"https://127.0.0.1:{API_PORT}"
@@ -42,6 +44,8 @@ ETCD_TIMING = ("--heartbeat-interval=250", "--election-timeout=2500")
 # HAProxy times a check out after `inter` when no `timeout check` is set: a TLS handshake plus /readyz on a
 # busy TCG guest takes more than a second, and 1 s checks marked every master down.
 LB_CHECK_INTERVAL_MS = 5000
+# The first master holds the virtual IP while its API server is ready; the next ones in order after it.
+KEEPALIVED_PRIORITY = 150
 
 
 @dataclass(frozen=True)
@@ -128,19 +132,55 @@ def _master(topology: Topology, host: Host, certs: ClusterCerts, files: list[Bun
         _unit(files, units, Unit(unit, "control-plane", f"provisioner {module}",
                                  (VENV_PYTHON, "-m", f"provisioner.controlplane.{module}", "--kubeconfig", path,
                                   "--identity", host.name)))
+    if topology.vip is not None:
+        _virtual_ip(topology, host, certs, files, units)
+
+
+def _haproxy(topology: Topology, certs: ClusterCerts, files: list[BundleFile], units: list[Unit], *,
+             bind_address: str, port: int, description: str) -> None:
+    """HAProxy over every master's API server, health-checked on /readyz with the lb-health certificate."""
+    lb = "provisioner-haproxy.service"
+    files.append(BundleFile(LB_HEALTH_PEM, _pem(certs.lb_health), 0o600, (lb,)))
+    backends = tuple(Backend(name=m.name, address=m.address, port=API_PORT) for m in topology.masters)
+    cfg = render_haproxy_cfg(bind_address=bind_address, port=port, backends=backends,
+                             check=HealthCheck(ca_file=Path(f"{PKI}/ca.crt"), client_pem=Path(LB_HEALTH_PEM),
+                                               interval_ms=LB_CHECK_INTERVAL_MS, rise=1, fall=3))
+    files.append(BundleFile(f"{CONFIG_DIR}/haproxy.cfg", cfg.encode(), 0o644, (lb,)))
+    _unit(files, units, Unit(lb, "loadbalancer", description,
+                             ("/usr/sbin/haproxy", "-db", "-f", f"{CONFIG_DIR}/haproxy.cfg")))
+
+
+def _pem(cert: IssuedCert) -> bytes:
+    return cert.cert_file.read_bytes() + cert.key_file.read_bytes()
+
+
+def _virtual_ip(topology: Topology, host: Host, certs: ClusterCerts, files: list[BundleFile],
+                units: list[Unit]) -> None:
+    """On every master: HAProxy on the virtual IP's port (on all addresses: only one master holds the IP at a
+    time, and HAProxy cannot bind an address it does not hold) and keepalived moving the IP to a ready master."""
+    assert topology.vip is not None
+    _haproxy(topology, certs, files, units, bind_address="0.0.0.0", port=topology.vip.port,
+             description="provisioner API load balancer behind the virtual IP")
+    keepalived, run = "provisioner-keepalived.service", "provisioner-keepalived"
+    apply, interface_file = ("/bin/sh", f"{STATE_DIR}/bundle/apply.sh"), f"/run/{run}/interface.conf"
+    conf = render_keepalived_conf(VrrpInstance(
+        cluster=topology.cluster, address=host.address, vip=topology.vip.address,
+        priority=KEEPALIVED_PRIORITY - topology.masters.index(host),
+        peers=tuple(m.address for m in topology.masters if m != host), interface_file=interface_file,
+        check=(*apply, "ready", f"{_LOCAL_API}/readyz", LB_HEALTH_PEM, LB_HEALTH_PEM)))
+    files.append(BundleFile(f"{CONFIG_DIR}/keepalived.conf", conf.encode(), 0o644, (keepalived,)))
+    argv = ("/usr/sbin/keepalived", "--vrrp", "--dont-fork", "--log-console", "--log-detail",
+            f"--use-file={CONFIG_DIR}/keepalived.conf", f"--pid=/run/{run}/keepalived.pid",
+            f"--vrrp_pid=/run/{run}/vrrp.pid")
+    _unit(files, units, Unit(keepalived, "loadbalancer", "provisioner keepalived: the API's virtual IP", argv,
+                             prepare=(*apply, "vrrp-interface", host.address, interface_file),
+                             runtime_directory=run))
 
 
 def _node(topology: Topology, host: Host, certs: ClusterCerts, files: list[BundleFile], units: list[Unit]) -> None:
-    lb, agent = "provisioner-haproxy.service", "provisioner-agent.service"
-    pem = certs.lb_health.cert_file.read_bytes() + certs.lb_health.key_file.read_bytes()
-    files.append(BundleFile(f"{PKI}/lb-health.pem", pem, 0o600, (lb,)))
-    backends = tuple(Backend(name=m.name, address=m.address, port=API_PORT) for m in topology.masters)
-    cfg = render_haproxy_cfg(bind_address="127.0.0.1", port=API_PORT, backends=backends,
-                             check=HealthCheck(ca_file=Path(f"{PKI}/ca.crt"), client_pem=Path(f"{PKI}/lb-health.pem"),
-                                               interval_ms=LB_CHECK_INTERVAL_MS, rise=1, fall=3))
-    files.append(BundleFile(f"{CONFIG_DIR}/haproxy.cfg", cfg.encode(), 0o644, (lb,)))
-    _unit(files, units, Unit(lb, "loadbalancer", "provisioner node-local API load balancer",
-                             ("/usr/sbin/haproxy", "-db", "-f", f"{CONFIG_DIR}/haproxy.cfg")))
+    agent = "provisioner-agent.service"
+    _haproxy(topology, certs, files, units, bind_address="127.0.0.1", port=API_PORT,
+             description="provisioner node-local API load balancer")
     cert = certs.agents[host.name]
     crt, key = _pair(files, cert, "agent", (agent,))
     kubeconfig = f"{CONFIG_DIR}/agent.kubeconfig"

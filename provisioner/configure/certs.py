@@ -49,7 +49,8 @@ def _member(ca: CertificateAuthority, host: Host, kind: str) -> IssuedCert:
 
 def issue_cluster_certs(topology: Topology, pki_dir: Path) -> ClusterCerts:
     ca = CertificateAuthority.load_or_create(pki_dir, common_name=f"provisioner-{topology.cluster}-ca")
-    serving_hosts = (topology.endpoint_host, *(m.address for m in topology.masters), *_LOCAL_NAMES,
+    vip = (topology.vip.address,) if topology.vip else ()
+    serving_hosts = (topology.endpoint_host, *vip, *(m.address for m in topology.masters), *_LOCAL_NAMES,
                      *_SERVICE_NAMES)
     return ClusterCerts(
         ca_file=ca.cert_file,

@@ -1,6 +1,7 @@
 """The Ansible inventory of a cluster, generated from its machines: the only source of role variables.
 
-Groups: `masters` (also `etcd`: members are stacked on the masters), `nodes`, and `cluster` holding both.
+Groups: `masters` (also `etcd`: members are stacked on the masters), `nodes`, `cluster` holding both, and
+`api_vip`: the masters when the API has a virtual IP (they run its HAProxy and keepalived; empty otherwise).
 Host variables: how to reach the host (SSH target), which bundle it gets and the hash that lets an unchanged
 host be skipped, and the member URL etcd's health check asks. Known host keys are written next to it.
 """
@@ -55,15 +56,18 @@ def _host_vars(host: InventoryHost) -> dict[str, Any]:
     return values
 
 
-def render_inventory(hosts: tuple[InventoryHost, ...]) -> str:
+def render_inventory(hosts: tuple[InventoryHost, ...], *, vip_url: str = "") -> str:
+    """`vip_url` (https://VIP:PORT): the loadbalancer role on the masters waits until /readyz answers there."""
     masters = {h.name: _host_vars(h) for h in hosts if h.role == "master"}
     nodes = {h.name: _host_vars(h) for h in hosts if h.role == "node"}
+    vip_hosts = {name: {"loadbalancer_ready_url": f"{vip_url}/readyz"} for name in masters} if vip_url else {}
     inventory = {
         "all": {
             "vars": {"ansible_python_interpreter": "/usr/bin/python3"},
             "children": {
                 "cluster": {"children": {"masters": {"hosts": masters}, "nodes": {"hosts": nodes}}},
                 "etcd": {"children": {"masters": {}}},
+                "api_vip": {"hosts": vip_hosts},
             },
         }
     }

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from provisioner.configure.etcd import EtcdMember
 
-__all__ = ["API_PORT", "ETCD_CLIENT_PORT", "ETCD_PEER_PORT", "Host", "Topology"]
+__all__ = ["API_PORT", "ETCD_CLIENT_PORT", "ETCD_PEER_PORT", "Host", "Topology", "VirtualIp"]
 
 API_PORT = 6443
 ETCD_CLIENT_PORT = 2379
@@ -27,11 +27,25 @@ class Host:
 
 
 @dataclass(frozen=True)
+class VirtualIp:
+    """The API's virtual IP on bare metal: keepalived keeps `address` on one healthy master, where HAProxy
+    answers on `port` for every master's API server."""
+
+    address: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
 class Topology:
     cluster: str
     masters: tuple[Host, ...]
     nodes: tuple[Host, ...]
     endpoint_host: str  # what the operator's kubeconfig names (certificates must be valid for it)
+    vip: VirtualIp | None = None
 
     @property
     def hosts(self) -> tuple[Host, ...]:

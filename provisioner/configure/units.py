@@ -23,6 +23,8 @@ class Unit:
     group: str  # one of GROUPS
     description: str
     argv: tuple[str, ...]
+    prepare: tuple[str, ...] = ()  # ExecStartPre: writes what only the host knows (keepalived's interface)
+    runtime_directory: str = ""  # /run/<name>, created on start and removed on stop: leaves nothing behind
 
     @property
     def path(self) -> str:
@@ -33,6 +35,8 @@ def render_unit(unit: Unit) -> str:
     if unit.group not in GROUPS:
         raise ValueError(f"unit {unit.name}: unknown group {unit.group!r}")
     command = " \\\n    ".join(unit.argv)
+    extra = f"RuntimeDirectory={unit.runtime_directory}\n" if unit.runtime_directory else ""
+    extra += f"ExecStartPre={' '.join(unit.prepare)}\n" if unit.prepare else ""
     return f"""\
 [Unit]
 Description={unit.description}
@@ -41,7 +45,7 @@ After=network-online.target
 
 [Service]
 Type=simple
-ExecStart={command}
+{extra}ExecStart={command}
 Restart=always
 RestartSec=2
 LimitNOFILE=65536

@@ -1,7 +1,7 @@
 """What every local VM image carries besides packages: the files that make a rootfs boot fast and take its identity.
 
 A VM's identity (SSH host keys, the operator's key, its lab address) arrives on a small "seed" disk that is a
-plain tar archive (virtio serial `pvseed`); `provisioner-seed.service` unpacks it over `/` before networkd and
+plain tar archive (virtio serial `pvseed`); `vm-seed.service` unpacks it over `/` before networkd and
 sshd start, on every boot. Hostname and machine-id come from the kernel command line
 (`systemd.hostname=`, `systemd.machine_id=`). This needs no cloud-init, no guest tools and no image mounting
 on the host: building a seed is writing a tar file.
@@ -78,8 +78,8 @@ UseDNS no
 # so nothing waits for udev to announce /dev/vda).
 GUEST_FILES: dict[str, tuple[str, int]] = {
     "usr/local/lib/provisioner/apply-seed": (_SEED_SCRIPT, 0o755),
-    "etc/systemd/system/provisioner-seed.service": (_SEED_UNIT, 0o644),
-    "etc/systemd/system/provisioner-growfs.service": (_GROWFS_UNIT, 0o644),
+    "etc/systemd/system/vm-seed.service": (_SEED_UNIT, 0o644),
+    "etc/systemd/system/vm-growfs.service": (_GROWFS_UNIT, 0o644),
     "etc/systemd/network/20-mgmt.network": (_MGMT_NETWORK, 0o644),
     "etc/ssh/sshd_config.d/provisioner.conf": (_SSHD, 0o644),
     "etc/fstab": ("# / is mounted rw by the kernel (root=/dev/vda rw)\n", 0o644),
@@ -88,7 +88,8 @@ GUEST_FILES: dict[str, tuple[str, int]] = {
     "etc/resolv.conf": ("nameserver 10.0.2.3\n", 0o644),
     "etc/machine-id": ("", 0o444),
 }
-ENABLED_UNITS: tuple[str, ...] = ("provisioner-seed.service", "provisioner-growfs.service", "systemd-networkd.service")
+# Not named provisioner-*: that prefix belongs to what `provision up` installs (and `down` removes) on a machine.
+ENABLED_UNITS: tuple[str, ...] = ("vm-seed.service", "vm-growfs.service", "systemd-networkd.service")
 
 # Part of the rootfs layer: the initramfs is generated there. Only what finds and mounts / goes in.
 INITRAMFS_FILES: dict[str, tuple[str, int]] = {
@@ -96,11 +97,13 @@ INITRAMFS_FILES: dict[str, tuple[str, int]] = {
     "etc/initramfs-tools/modules": ("virtio_pci\nvirtio_blk\next4\n", 0o644),
 }
 
-# Masked: services a cluster role starts when it wants them, and boot steps a lab VM does not need. Under TCG
+# Masked: Debian's own services of packages the cluster runs as provisioner-* units (etcd, HAProxy, keepalived:
+# only ours may run, and `down` leaves none behind), and boot steps a lab VM does not need. Under TCG
 # every unit costs real seconds (utmp ~5 s, random-seed ~3 s, each pseudo-filesystem mount ~2.5 s).
 DISABLED_UNITS: tuple[str, ...] = (
     "etcd.service",
     "haproxy.service",
+    "keepalived.service",
     "apt-daily.timer",
     "apt-daily-upgrade.timer",
     "e2scrub_all.timer",

@@ -71,6 +71,7 @@ PACKAGES: tuple[str, ...] = (
     "etcd-server",
     "etcd-client",
     "haproxy",
+    "keepalived",
     "ca-certificates",
     "less",
 )

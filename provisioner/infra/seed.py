@@ -1,4 +1,4 @@
-"""A VM's identity as a seed disk: a tar archive the guest's `provisioner-seed.service` unpacks over `/`.
+"""A VM's identity as a seed disk: a tar archive the guest's `vm-seed.service` unpacks over `/`.
 
 Writing a tar file takes milliseconds and needs no root, no loop device and no guest tools, which is why
 identity travels this way (see `guest.py`) rather than by editing the overlay before boot.

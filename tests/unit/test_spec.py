@@ -37,6 +37,13 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         pytest.param({"cloud": "baremetal"}, "inventory: required when cloud is baremetal", id="baremetal-no-inv"),
         pytest.param({"cloud": "gcp"}, "region: required for cloud gcp", id="cloud-needs-region"),
         pytest.param({"api_port": 70000}, "api_port: must be at most 65535", id="port-range"),
+        pytest.param({"api_vip": "10.88.3.300"}, "api_vip: must be an IPv4 address", id="vip-not-ip"),
+        pytest.param({"api_vip": "fd00::1"}, "api_vip: must be an IPv4 address", id="vip-ipv6"),
+        pytest.param({"api_vip": "127.0.0.9"}, "api_vip: 127.0.0.9 cannot be a virtual IP", id="vip-loopback"),
+        pytest.param({"api_vip": "10.88.3.250"}, "api_vip: only on cloud baremetal", id="vip-not-baremetal"),
+        pytest.param({"api_vip_port": 6443}, "api_vip_port: 6443 is taken on the masters by the API servers",
+                     id="vip-port-apiserver"),
+        pytest.param({"api_vip_port": 0}, "api_vip_port: must be at least 1", id="vip-port-zero"),
     ],
 )
 def test_invalid_field_is_named_with_what_was_expected(raw: dict, expected: str) -> None:
@@ -67,3 +74,21 @@ def test_missing_and_malformed_files_are_clear_errors(tmp_path: Path) -> None:
 def test_external_etcd_may_differ_from_masters() -> None:
     spec = spec_from_dict({"masters": 1, "etcd": {"placement": "external", "members": 3}})
     assert spec.etcd_members == 3 and isinstance(spec, ClusterSpec)
+
+
+def _inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "inventory.yml"
+    path.write_text("hosts:\n- {name: a, address: 192.0.2.10, key: /k, private_address: 10.88.3.10}\n"
+                    "- {name: b, address: 10.88.3.11, key: /k}\n")
+    return path
+
+
+def test_a_virtual_ip_on_bare_metal_must_be_free(tmp_path: Path) -> None:
+    base = {"cloud": "baremetal", "inventory": str(_inventory(tmp_path))}
+    spec = spec_from_dict({**base, "api_vip": "10.88.3.250", "api_vip_port": 9443})
+    assert (spec.api_vip, spec.api_vip_port) == ("10.88.3.250", 9443)
+    for taken, host in (("10.88.3.10", "a"), ("10.88.3.11", "b")):
+        with pytest.raises(SpecError) as exc:
+            spec_from_dict({**base, "api_vip": taken})
+        assert exc.value.problems == [f"api_vip: {taken} is already the address of host {host} in "
+                                      f"{base['inventory']}; pick a free address on the masters' network"]

@@ -6,6 +6,7 @@
 #   apply.sh start GROUP    restart GROUP's units whose files changed, start those not running
 #   apply.sh uninstall      stop every unit this bundle installed, remove its files and state
 #   apply.sh ready URL CERT KEY   exit 0 when GET URL answers 200 (TLS verified against the cluster CA)
+#   apply.sh vrrp-interface ADDRESS FILE   write `interface NAME` (the interface holding ADDRESS) for keepalived
 set -eu
 STATE=/var/lib/provisioner
 BUNDLE=$STATE/bundle
@@ -73,6 +74,8 @@ uninstall() {
     awk '{ print $2 }' "$STATE/installed-manifest" | xargs rm -f
     rm -rf /etc/provisioner "$STATE"
     systemctl daemon-reload
+    # A unit that ended in "failed" stays listed, file gone, until its record is reset.
+    systemctl reset-failed $units 2>/dev/null || true
     echo "CHANGED removed$(echo $units | tr '\n' ' ')"
 }
 
@@ -83,10 +86,18 @@ c.load_cert_chain(sys.argv[2], sys.argv[3])
 u.urlopen(sys.argv[1], context=c, timeout=5)' "$@"
 }
 
+vrrp_interface() {
+    # Interface names differ between hosts; the operator's machine only knows the address.
+    iface=$(ip -o -4 addr show to "$1/32" | awk '{ print $2; exit }')
+    if [ -z "$iface" ]; then echo "no interface holds $1" >&2; exit 1; fi
+    echo "interface $iface" > "$2"
+}
+
 case "${1:-}" in
     install) install_bundle ;;
     start) start_group "$2" ;;
     uninstall) uninstall ;;
     ready) ready "$2" "$3" "$4" ;;
-    *) echo "usage: $0 install|start GROUP|uninstall|ready URL CERT KEY" >&2; exit 2 ;;
+    vrrp-interface) vrrp_interface "$2" "$3" ;;
+    *) echo "usage: $0 install|start GROUP|uninstall|ready URL CERT KEY|vrrp-interface ADDRESS FILE" >&2; exit 2 ;;
 esac
