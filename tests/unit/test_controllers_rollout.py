@@ -9,7 +9,9 @@ from provisioner.controlplane.controllers.rollout import (
     SetView,
     new_set_replicas,
     old_set_scale_downs,
+    paused_set_sizes,
     pod_template_hash,
+    proportional_sizes,
     resolve_int_or_percent,
     surge_and_unavailable,
     templates_equal,
@@ -122,3 +124,44 @@ def test_template_hash_changes_with_template_and_collision_count():
     assert pod_template_hash(template) != pod_template_hash(changed)
     assert pod_template_hash(template, 0) != pod_template_hash(template, 1)
     assert not templates_equal(template, changed)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "total", "expected"),
+    [
+        ([("old", 2), ("new", 2)], 7, {"old": 3, "new": 4}),
+        ([("old", 2), ("new", 2)], 3, {"old": 1, "new": 2}),
+        ([("old", 3), ("new", 1)], 8, {"old": 6, "new": 2}),
+        ([("a", 1), ("b", 1), ("c", 1)], 5, {"a": 1, "b": 2, "c": 2}),
+        ([("old", 3), ("new", 1)], 0, {"old": 0, "new": 0}),
+    ],
+    ids=["up-newer-wins-tie", "down-older-loses-tie", "keeps-ratio", "three-sets", "to-zero"],
+)
+def test_proportional_split_keeps_the_total_and_the_ratio(sizes, total, expected):
+    assert proportional_sizes(sizes, total) == expected
+    assert sum(expected.values()) == total
+
+
+def test_paused_single_active_set_takes_the_new_replica_count():
+    sets = [("old", 0), ("current", 3)]
+    assert paused_set_sizes(replicas=5, max_surge=2, sets=sets, scaling=True) == {"current": 5}
+    assert paused_set_sizes(replicas=2, max_surge=1, sets=sets, scaling=True) == {"current": 2}
+    assert paused_set_sizes(replicas=3, max_surge=1, sets=sets, scaling=False) == {}
+
+
+def test_paused_without_active_sets_scales_the_current_templates_set():
+    assert paused_set_sizes(replicas=4, max_surge=1, sets=[("old", 0), ("current", 0)], scaling=True) == {
+        "current": 4
+    }
+    assert paused_set_sizes(replicas=4, max_surge=1, sets=[], scaling=True) == {}
+
+
+def test_paused_mid_rollout_scales_active_sets_proportionally_within_surge():
+    sets = [("old", 3), ("new", 1)]  # replicas 3 + surge 1, paused mid-rollout
+    assert paused_set_sizes(replicas=6, max_surge=2, sets=sets, scaling=True) == {"old": 6, "new": 2}
+    assert paused_set_sizes(replicas=1, max_surge=1, sets=sets, scaling=True) == {"old": 1}
+    assert paused_set_sizes(replicas=0, max_surge=0, sets=sets, scaling=True) == {"old": 0, "new": 0}
+
+
+def test_paused_mid_rollout_without_a_replica_change_leaves_the_sets_alone():
+    assert paused_set_sizes(replicas=3, max_surge=1, sets=[("old", 2), ("new", 1)], scaling=False) == {}

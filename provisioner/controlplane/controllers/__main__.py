@@ -131,6 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.pod_eviction_timeout,
         help="seconds a pod without a matching toleration stays on an unreachable node",
     )
+    parser.add_argument(
+        "--pod-gc-period", type=float, default=defaults.pod_gc_period, help="seconds between pod GC passes"
+    )
+    parser.add_argument(
+        "--pod-gc-quarantine",
+        type=float,
+        default=defaults.pod_gc_quarantine,
+        help="seconds a node must be missing before pod GC deletes the pods bound to it",
+    )
+    parser.add_argument(
+        "--terminated-pod-gc-threshold",
+        type=int,
+        default=defaults.terminated_pod_gc_threshold,
+        help="terminated pods kept before pod GC deletes the oldest (0 disables)",
+    )
     parser.add_argument("--workers", type=int, default=defaults.workers, help="workers per loop")
     # a standby notices a dead leader within lease-duration + ~retry-period: 12 + 2 keeps hand-over under 15 s
     parser.add_argument("--lease-duration", type=float, default=12.0)
@@ -146,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         node_monitor_grace_period=args.node_monitor_grace_period,
         node_monitor_period=args.node_monitor_period,
         pod_eviction_timeout=args.pod_eviction_timeout,
+        pod_gc_period=args.pod_gc_period,
+        pod_gc_quarantine=args.pod_gc_quarantine,
+        terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
         workers=args.workers,
     )
     lease_timing = (args.lease_duration, args.renew_deadline, args.retry_period)

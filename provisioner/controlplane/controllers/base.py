@@ -45,6 +45,9 @@ class Settings:
     node_monitor_grace_period: float = 40.0
     node_monitor_period: float = 5.0
     pod_eviction_timeout: float = 300.0
+    pod_gc_period: float = 20.0
+    pod_gc_quarantine: float = 40.0
+    terminated_pod_gc_threshold: int = 12500
     workers: int = 2
 
 
@@ -90,6 +93,26 @@ class Controller(abc.ABC):
     @staticmethod
     def own_key(obj: Mapping[str, Any]) -> list[str]:
         return [object_key(obj)]
+
+    async def delete_same(
+        self, rt: ResourceType, obj: Mapping[str, Any], *, grace_period_seconds: int | None = None
+    ) -> bool:
+        """Delete `obj` only if it is still the object we judged (uid precondition: a namesake created since
+        is left alone); False when it is already gone."""
+        meta = obj["metadata"]
+        try:
+            await self.client.delete(
+                rt,
+                meta["name"],
+                namespace=meta.get("namespace"),
+                grace_period_seconds=grace_period_seconds,
+                preconditions={"uid": meta["uid"]},
+            )
+        except ApiStatusError as exc:
+            if not exc.not_found:
+                raise
+            return False
+        return True
 
     @abc.abstractmethod
     async def reconcile(self, key: str) -> None:

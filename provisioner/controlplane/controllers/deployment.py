@@ -7,6 +7,11 @@ up. A rollback (`kubectl rollout undo`) puts an old template back, so that old s
 again and gets the next revision. Every write to a set is a compare-and-swap PUT, so a stale cache
 costs a 409 and a retry, never a wrong scale. Status and the Available/Progressing conditions are what
 `kubectl rollout status` and `kubectl wait --for=condition=Available` read.
+
+A paused deployment (`kubectl rollout pause`) makes no rollout step and creates no set for a changed
+template, but still follows changes of `replicas` (`rollout.paused_set_sizes`); its Progressing
+condition is Unknown/DeploymentPaused until `kubectl rollout resume` (then DeploymentResumed, until
+the rollout's own reasons take over), as in Kubernetes.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from provisioner.controlplane.apiserver.selectors import label_selector_from_dic
 from provisioner.controlplane.client import ApiStatusError, object_key, resource
 from provisioner.controlplane.controllers.base import Controller, ControllerContext
 from provisioner.controlplane.controllers.ownership import claim, controller_ref, controller_uid_index, owner_reference
-from provisioner.controlplane.controllers.podstate import now_rfc3339, parse_time
+from provisioner.controlplane.controllers.podstate import is_terminated, now_rfc3339, parse_time
 from provisioner.controlplane.controllers.rollout import (
     HASH_LABEL,
     REVISION_ANNOTATION,
     SetView,
     new_set_replicas,
     old_set_scale_downs,
+    paused_set_sizes,
     pod_template_hash,
     surge_and_unavailable,
     templates_equal,
@@ -125,7 +131,11 @@ class DeploymentController(Controller):
             None,
         )
         olds = sorted((rs for rs in sets if rs is not new), key=lambda s: s["metadata"].get("creationTimestamp", ""))
-        if d["metadata"].get("deletionTimestamp") or d["spec"].get("paused"):
+        if d["metadata"].get("deletionTimestamp"):
+            await self._update_status(d, new, olds, created=False)
+            return
+        if d["spec"].get("paused"):
+            new, olds = await self._scale_paused(d, new, olds)
             await self._update_status(d, new, olds, created=False)
             return
         strategy = d["spec"].get("strategy") or {}
@@ -173,7 +183,7 @@ class DeploymentController(Controller):
             p
             for rs in olds
             for p in self.pods.by_index("controller-uid", rs["metadata"]["uid"])
-            if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            if not is_terminated(p)
         ]
         if scaled or old_pods:
             return new, False
@@ -182,6 +192,30 @@ class DeploymentController(Controller):
         if _replicas(new) != _replicas(d):
             new = await self._scale(d, new, _replicas(d))
         return new, False
+
+    async def _scale_paused(self, d: Obj, new: Obj | None, olds: list[Obj]) -> tuple[Obj | None, list[Obj]]:
+        """No rollout while paused, only replica changes: the sets resized by `paused_set_sizes`."""
+        replicas = _replicas(d)
+        surge, _ = surge_and_unavailable((d["spec"].get("strategy") or {}).get("rollingUpdate"), replicas)
+        if (d["spec"].get("strategy") or {}).get("type") == "Recreate":
+            surge = 0
+        sets = [*olds, *([new] if new is not None else [])]
+        scaling = any(
+            (rs["metadata"].get("annotations") or {}).get(DESIRED_ANNOTATION) != str(replicas)
+            for rs in sets
+            if _replicas(rs) > 0
+        )
+        targets = paused_set_sizes(
+            replicas=replicas,
+            max_surge=surge,
+            sets=[(rs["metadata"]["name"], _replicas(rs)) for rs in sets],
+            scaling=scaling,
+        )
+        scaled = [
+            await self._scale(d, rs, targets[name]) if (name := rs["metadata"]["name"]) in targets else rs
+            for rs in sets
+        ]
+        return (scaled[-1], scaled[:-1]) if new is not None else (None, scaled)
 
     # -- writes --------------------------------------------------------------------------------
     async def _create_set(self, d: Obj, olds: list[Obj], replicas: int) -> Obj:
@@ -321,8 +355,15 @@ class DeploymentController(Controller):
                 "MinimumReplicasUnavailable",
                 "Deployment does not have minimum availability.",
             )
-        if new is not None:
-            self._set_progressing(d, new, olds, conditions, created=created, progressed=_progressed(old, status))
+        progressing = (conditions.get("Progressing") or {}).get("reason")
+        if d["spec"].get("paused"):
+            if progressing != "ProgressDeadlineExceeded":  # a reported failure is not hidden by a pause
+                _set_condition(conditions, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
+        else:
+            if progressing == "DeploymentPaused":
+                _set_condition(conditions, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed")
+            if new is not None:
+                self._set_progressing(d, new, olds, conditions, created=created, progressed=_progressed(old, status))
         status["conditions"] = [conditions[t] for t in ("Available", "Progressing") if t in conditions]
         if status != old:
             await self.client.update(DEPLOYMENTS, {**d, "status": status}, subresource="status")

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from provisioner.controlplane.client import ApiStatusError, object_key, resource
+from provisioner.controlplane.client import object_key, resource
 from provisioner.controlplane.controllers.base import Controller, ControllerContext
-from provisioner.controlplane.controllers.podstate import condition, now_rfc3339, parse_time
+from provisioner.controlplane.controllers.podstate import condition, node_name_index, now_rfc3339, parse_time
 from provisioner.controlplane.scheduler.snapshot import Taint, Toleration
 
 __all__ = ["NODE_LEASE_NAMESPACE", "UNREACHABLE_TAINT", "NodeLifecycleController", "eviction_delay"]
@@ -62,7 +62,7 @@ class NodeLifecycleController(Controller):
         self.nodes = self.watch(NODES, self.own_key)
         self.leases = self.watch(LEASES, self._node_of_lease)
         self.pods = self.informer(PODS)
-        self.pods.add_indexer("node", lambda pod: [n] if (n := (pod.get("spec") or {}).get("nodeName")) else [])
+        self.pods.add_indexer("node", node_name_index)
         self._heartbeats: dict[str, tuple[tuple[str, str], float]] = {}
 
     @staticmethod
@@ -181,14 +181,7 @@ class NodeLifecycleController(Controller):
             self.queue.add_after(node["metadata"]["name"], next_check)
 
     async def _delete_pod(self, pod: Mapping[str, Any]) -> None:
-        meta = pod["metadata"]
-        try:
-            await self.client.delete(
-                PODS, meta["name"], namespace=meta["namespace"], preconditions={"uid": meta["uid"]}
-            )
-        except ApiStatusError as exc:
-            if not exc.not_found:
-                raise
+        if not await self.delete_same(PODS, pod):
             return
         log.info("evicted pod %s from unreachable node %s", object_key(pod), pod["spec"].get("nodeName"))
         await self.recorder.record(pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {object_key(pod)}")

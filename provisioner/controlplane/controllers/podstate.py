@@ -6,7 +6,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["condition", "is_active", "is_available", "is_ready", "now_rfc3339", "parse_time", "ready_since"]
+__all__ = [
+    "condition",
+    "is_active",
+    "is_available",
+    "is_ready",
+    "is_terminated",
+    "node_name_index",
+    "now_rfc3339",
+    "parse_time",
+    "ready_since",
+]
 
 
 def now_rfc3339() -> str:
@@ -25,10 +35,20 @@ def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
     return None
 
 
+def is_terminated(pod: Mapping[str, Any]) -> bool:
+    """Finished for good: phase Succeeded or Failed (its containers will not run again)."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def is_active(pod: Mapping[str, Any]) -> bool:
     """Counts toward a workload's replicas: not terminating and not finished."""
-    phase = (pod.get("status") or {}).get("phase")
-    return not pod["metadata"].get("deletionTimestamp") and phase not in ("Succeeded", "Failed")
+    return not pod["metadata"].get("deletionTimestamp") and not is_terminated(pod)
+
+
+def node_name_index(pod: Mapping[str, Any]) -> list[str]:
+    """Informer index "node": the node a pod is bound to (none while unscheduled)."""
+    node = (pod.get("spec") or {}).get("nodeName")
+    return [node] if node else []
 
 
 def is_ready(pod: Mapping[str, Any]) -> bool:

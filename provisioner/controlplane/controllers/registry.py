@@ -10,6 +10,7 @@ from provisioner.controlplane.controllers.endpoints import EndpointsController
 from provisioner.controlplane.controllers.garbagecollector import GarbageCollector
 from provisioner.controlplane.controllers.namespace import NamespaceController
 from provisioner.controlplane.controllers.nodelifecycle import NodeLifecycleController
+from provisioner.controlplane.controllers.podgc import PodGCController
 from provisioner.controlplane.controllers.replicaset import ReplicaSetController
 
 __all__ = ["CONTROLLERS", "table"]
@@ -32,4 +33,5 @@ CONTROLLERS = table(
     EndpointsController,
     NamespaceController,
     GarbageCollector,
+    PodGCController,
 )

@@ -4,6 +4,13 @@ RollingUpdate: the new ReplicaSet may grow while the sum of all sets' replicas s
 `replicas + maxSurge`; old sets may shrink while at least `replicas - maxUnavailable` pods stay
 available, unhealthy (unavailable) old pods first, oldest set first. A set's identity is the hash of
 its pod template (plus the collision count), which is also its `pod-template-hash` label.
+
+Paused: no rollout step, but a change of `replicas` still applies. With one active set (or none: then
+the newest set) that set becomes `replicas`. With several active sets (paused mid-rollout) the new
+total `replicas + maxSurge` (the most a rollout may run at once; 0 when scaling to zero) is split over
+the active sets in proportion to their current sizes, largest remainder first and newer sets first on
+ties, so growth lands on the newer sets and a shrink takes from the older ones. Kubernetes estimates
+each set's share from its `max-replicas` annotation instead; both keep the rollout's proportions.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ __all__ = [
     "SetView",
     "new_set_replicas",
     "old_set_scale_downs",
+    "paused_set_sizes",
     "pod_template_hash",
+    "proportional_sizes",
     "resolve_int_or_percent",
     "surge_and_unavailable",
     "templates_equal",
@@ -99,6 +108,37 @@ def old_set_scale_downs(
         targets[o.name] -= cut
         to_cut -= cut
     return {o.name: targets[o.name] for o in olds if targets[o.name] != o.replicas}
+
+
+def proportional_sizes(sizes: Sequence[tuple[str, int]], total: int) -> dict[str, int]:
+    """`total` split over the sets (name, current size; oldest first, none empty) in proportion to their
+    sizes: each gets the floor of its exact share, the rest go one each by largest remainder, newer first."""
+    current = sum(size for _, size in sizes)
+    shares = {name: size * total // current for name, size in sizes}
+    remainders = sorted(
+        ((size * total % current, position, name) for position, (name, size) in enumerate(sizes)), reverse=True
+    )
+    for _, _, name in remainders[: total - sum(shares.values())]:
+        shares[name] += 1
+    return shares
+
+
+def paused_set_sizes(
+    *, replicas: int, max_surge: int, sets: Sequence[tuple[str, int]], scaling: bool
+) -> dict[str, int]:
+    """Target `spec.replicas` per set of a paused deployment (see the module docstring); `sets` are
+    (name, spec.replicas) oldest first with the current template's set last, `scaling` whether
+    `replicas` changed since the sets were last sized. Only sets whose size must change are returned."""
+    active = {name: size for name, size in sets if size > 0}
+    if len(active) <= 1:
+        if not sets:
+            return {}
+        name, size = next(iter(active.items())) if active else sets[-1]
+        return {name: replicas} if size != replicas else {}
+    if not scaling:
+        return {}
+    targets = proportional_sizes(list(active.items()), replicas + max_surge if replicas > 0 else 0)
+    return {name: target for name, target in targets.items() if target != active[name]}
 
 
 def _pruned(value: Any) -> Any:
