@@ -60,6 +60,7 @@ def test_registry_holds_every_loop_by_name():
         "endpoints",
         "namespace",
         "garbagecollector",
+        "podgc",
     }
 
 
