@@ -31,6 +31,7 @@ from kubernetes.client.rest import ApiException
 pytestmark = pytest.mark.integration
 
 GRACE = 6  # --node-monitor-grace-period for these tests
+TERMINATED_KEPT = 4  # --terminated-pod-gc-threshold for these tests
 LEASE = ("kube-system", "kube-controller-manager")
 
 
@@ -101,6 +102,12 @@ class Managers:
             "1",
             "--pod-eviction-timeout",
             "3",
+            "--pod-gc-period",
+            "1",
+            "--pod-gc-quarantine",
+            "2",
+            "--terminated-pod-gc-threshold",
+            str(TERMINATED_KEPT),
             "--lease-duration",
             "4",
             "--renew-deadline",
@@ -210,7 +217,12 @@ class FakeAgent:
 
 
 def deployment(
-    name: str, *, replicas: int = 3, image: str = "registry.local/web:1", strategy: str | None = None
+    name: str,
+    *,
+    replicas: int = 3,
+    image: str = "registry.local/web:1",
+    strategy: str | None = None,
+    rolling: dict[str, Any] | None = None,
 ) -> str:
     spec: dict[str, Any] = {
         "replicas": replicas,
@@ -224,6 +236,8 @@ def deployment(
     }
     if strategy:
         spec["strategy"] = {"type": strategy}
+    if rolling:
+        spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": rolling}
     return json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec})
 
 
@@ -353,6 +367,154 @@ def test_stuck_rollout_exceeds_its_progress_deadline(api: client.ApiClient, kube
     with FakeAgent(api, ns):
         wait_for(lambda: progressing().reason == "NewReplicaSetAvailable", what="the late rollout to complete")
     kubectl("-n", ns, "rollout", "status", "deployment/stuck", "--timeout=30s", check=True, timeout=60)
+
+
+def _progressing(api: client.ApiClient, ns: str, name: str) -> client.V1DeploymentCondition | None:
+    conditions = client.AppsV1Api(api).read_namespaced_deployment(name, ns).status.conditions or []
+    return next((c for c in conditions if c.type == "Progressing"), None)
+
+
+def _set_sizes(api: client.ApiClient, ns: str) -> dict[str, int]:
+    return {name: rs.spec.replicas for name, rs in replica_sets(api, ns).items()}
+
+
+def test_paused_deployment_scales_but_does_not_roll_out_until_resumed(
+    api: client.ApiClient, kubectl: Kubectl, ns: str
+) -> None:
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web"), check=True)
+    with FakeAgent(api, ns):
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+        (first,) = replica_sets(api, ns)
+        kubectl("-n", ns, "rollout", "pause", "deployment/web", check=True)
+        paused = wait_for(
+            lambda: (c := _progressing(api, ns, "web")) and c.reason == "DeploymentPaused" and c,
+            what="Progressing=DeploymentPaused",
+        )
+        assert (paused.status, paused.message) == ("Unknown", "Deployment is paused")
+        for replicas in (5, 2):
+            kubectl("-n", ns, "scale", "deployment/web", f"--replicas={replicas}", check=True)
+            wait_for(lambda r=replicas: len(pods_of(api, ns, app="web")) == r, what=f"{replicas} pods while paused")
+            assert _set_sizes(api, ns) == {first: replicas}
+        status = kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=30s", timeout=60)
+        assert status.returncode == 0 and 'deployment "web" successfully rolled out' in status.stdout
+
+        kubectl("-n", ns, "set", "image", "deployment/web", "web=registry.local/web:2", check=True)
+        wait_for(
+            lambda: (
+                (d := client.AppsV1Api(api).read_namespaced_deployment("web", ns)).status.observed_generation
+                == d.metadata.generation
+            ),
+            what="the template change to be observed",
+        )
+        time.sleep(3)  # several reconciles: a paused deployment must not start the rollout
+        assert set(replica_sets(api, ns)) == {first}
+        assert {p.spec.containers[0].image for p in pods_of(api, ns, app="web")} == {"registry.local/web:1"}
+        waiting = kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=3s", timeout=60)
+        assert waiting.returncode != 0
+        assert 'Waiting for deployment "web" rollout to finish: 0 out of 2 new replicas have been updated' in (
+            waiting.stdout
+        )
+
+        kubectl("-n", ns, "rollout", "resume", "deployment/web", check=True)
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+        sets = _set_sizes(api, ns)
+        assert len(sets) == 2 and sets[first] == 0
+    assert _progressing(api, ns, "web").reason == "NewReplicaSetAvailable"
+    assert {p.spec.containers[0].image for p in pods_of(api, ns, app="web")} == {"registry.local/web:2"}
+
+
+def test_paused_mid_rollout_scales_old_and_new_sets_proportionally(
+    api: client.ApiClient, kubectl: Kubectl, ns: str
+) -> None:
+    manifest = deployment("web", replicas=4, rolling={"maxSurge": 1, "maxUnavailable": 0})
+    kubectl("-n", ns, "apply", "-f", "-", stdin=manifest, check=True)
+    with FakeAgent(api, ns):
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=90s", check=True, timeout=120)
+    (old,) = replica_sets(api, ns)
+    # no agent now: the new set's surge pod never becomes ready, so the rollout stops at old 4 + new 1
+    kubectl("-n", ns, "set", "image", "deployment/web", "web=registry.local/web:2", check=True)
+    sizes = wait_for(lambda: len(s := _set_sizes(api, ns)) == 2 and s, what="the new set")
+    new = next(name for name in sizes if name != old)
+    assert sizes == {old: 4, new: 1}
+    kubectl("-n", ns, "rollout", "pause", "deployment/web", check=True)
+    kubectl("-n", ns, "scale", "deployment/web", "--replicas=8", check=True)
+    # 8 + maxSurge 1 = 9 split 4:1, the remainder to the newer set
+    wait_for(lambda: _set_sizes(api, ns) == {old: 7, new: 2}, what="proportional scaling of both sets")
+    wait_for(lambda: len(pods_of(api, ns, app="web")) == 9, what="9 pods")
+    with FakeAgent(api, ns):
+        kubectl("-n", ns, "rollout", "resume", "deployment/web", check=True)
+        kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=120s", check=True, timeout=150)
+    assert _set_sizes(api, ns) == {old: 0, new: 8}
+
+
+def _bind(api: client.ApiClient, ns: str, pod: str, node: str) -> None:
+    client.CoreV1Api(api).create_namespaced_pod_binding(
+        pod,
+        ns,
+        client.V1Binding(
+            metadata=client.V1ObjectMeta(name=pod),
+            target=client.V1ObjectReference(api_version="v1", kind="Node", name=node),
+        ),
+        _preload_content=False,
+    )
+
+
+def _plain_pod(name: str) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="img")]),
+    )
+
+
+def test_deleting_a_node_collects_its_pods_and_replicasets_replace_them(
+    api: client.ApiClient, kubectl: Kubectl, ns: str, fake_node: FakeNode
+) -> None:
+    core = client.CoreV1Api(api)
+    kubectl("-n", ns, "apply", "-f", "-", stdin=deployment("web", replicas=2), check=True)
+    replicas = wait_for(lambda: len(p := pods_of(api, ns, app="web")) == 2 and p, what="2 pods")
+    for name in ("single", "stuck"):
+        core.create_namespaced_pod(ns, _plain_pod(name))
+    doomed = {"single", "stuck", *(p.metadata.name for p in replicas)}
+    for name in doomed:
+        _bind(api, ns, name, fake_node.name)
+    core.delete_namespaced_pod("stuck", ns)  # graceful: waits for an agent that will never come
+    assert core.read_namespaced_pod("stuck", ns).metadata.deletion_timestamp
+    time.sleep(4)  # a few GC passes past the quarantine: pods of a live node stay
+    assert doomed <= {p.metadata.name for p in core.list_namespaced_pod(ns).items}
+
+    kubectl("delete", "node", fake_node.name, check=True)
+    wait_for(
+        lambda: not doomed & {p.metadata.name for p in core.list_namespaced_pod(ns).items},
+        what="the deleted node's pods to be collected",
+        timeout=30,
+    )
+    replacements = wait_for(lambda: len(p := pods_of(api, ns, app="web")) == 2 and p, what="2 replacement pods")
+    assert not {p.metadata.name for p in replacements} & doomed
+    assert all(p.spec.node_name != fake_node.name for p in replacements)
+    events = client.CoreV1Api(api).list_namespaced_event(ns).items
+    collected = {e.involved_object.name: e.message for e in events if e.reason == "DeletionByPodGC"}
+    assert set(collected) == doomed
+    assert "stuck terminating" in collected["stuck"] and fake_node.name in collected["single"]
+
+
+def test_terminated_pods_beyond_the_threshold_are_collected_oldest_first(api: client.ApiClient, ns: str) -> None:
+    core = client.CoreV1Api(api)
+    names = [f"done-{i}" for i in range(TERMINATED_KEPT + 2)]
+    for i, name in enumerate(names):
+        core.create_namespaced_pod(ns, _plain_pod(name))
+        core.patch_namespaced_pod_status(name, ns, {"status": {"phase": "Succeeded" if i % 2 else "Failed"}})
+    core.create_namespaced_pod(ns, _plain_pod("running"))
+
+    def terminated() -> list[client.V1Pod]:
+        return [
+            p
+            for p in core.list_pod_for_all_namespaces().items
+            if p.status.phase in ("Succeeded", "Failed") and not p.metadata.deletion_timestamp
+        ]
+
+    wait_for(lambda: len(terminated()) == TERMINATED_KEPT, what="terminated pods down to the threshold", timeout=30)
+    left = {p.metadata.name for p in core.list_namespaced_pod(ns).items}
+    assert left == {*names[-TERMINATED_KEPT:], "running"}, "the oldest terminated pods go first"
 
 
 def test_endpoints_follow_pod_readiness(api: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
