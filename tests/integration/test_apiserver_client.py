@@ -55,6 +55,35 @@ def test_patch_deployment_scale(api: client.ApiClient, ns: str) -> None:
     assert apps.read_namespaced_deployment("d2", ns).spec.replicas == 3
 
 
+def test_concurrent_patches_all_land_and_a_patch_pinned_to_a_stale_version_conflicts(api: client.ApiClient,
+                                                                                       ns: str) -> None:
+    """Patches race through three API servers: each loser re-patches the newer object, as Kubernetes does."""
+    core = client.CoreV1Api(api)
+    stale = core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="raced")))
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def patch(i: int) -> None:
+        start.wait()
+        for j in range(10):
+            try:
+                core.patch_namespaced_config_map("raced", ns, {"metadata": {"labels": {f"k{i}": str(j)}}})
+            except ApiException as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=patch, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert core.read_namespaced_config_map("raced", ns).metadata.labels == {f"k{i}": "9" for i in range(4)}
+    with pytest.raises(ApiException) as pinned:
+        core.patch_namespaced_config_map("raced", ns, {"metadata": {
+            "resourceVersion": stale.metadata.resource_version, "labels": {"late": "v"}}})
+    assert pinned.value.status == 409
+
+
 def test_status_subresource_and_main_resource_ignore_each_other(api: client.ApiClient, ns: str) -> None:
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(ns, _deployment("d3"))

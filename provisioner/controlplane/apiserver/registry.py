@@ -10,9 +10,11 @@ and namespace existence.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import functools
+import random
 import secrets
 import string
 import time
@@ -41,7 +43,11 @@ Obj = dict[str, Any]
 NAMESPACES = by_kind("v1", "Namespace")
 assert NAMESPACES is not None
 _LIST_CHUNK = 500
-_CONFLICT_RETRIES = 5
+# Like the etcd3 storage's guaranteed update, a patch without a resourceVersion precondition re-reads and
+# re-applies until it lands; the bound only guards against a livelock, with a short random pause between
+# rounds so racing writers fall out of step.
+_CONFLICT_RETRIES = 50
+_CONFLICT_PAUSE_S = 0.005
 _GENERATE_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -404,8 +410,11 @@ class Registry:
             try:
                 return await self._write_update(rt, old, rev, patched, subresource=subresource, dry_run=dry_run)
             except ApiError as error:
-                if error.code != 409 or patched_rv:
+                # Lost a race: patch the newer object. A patch that pins resourceVersion carries the old one
+                # there, so the next round answers 409 at the check above, as a stale update would.
+                if error.code != 409:
                     raise
+            await asyncio.sleep(random.uniform(0, _CONFLICT_PAUSE_S))
         raise conflict(rt, name)
 
     # --- delete -----------------------------------------------------------------------------------
