@@ -80,10 +80,13 @@ uninstall() {
 }
 
 ready() {
-    python3 -c 'import ssl, sys, urllib.request as u
-c = ssl.create_default_context(cafile="/etc/provisioner/pki/ca.crt")
-c.load_cert_chain(sys.argv[2], sys.argv[3])
-u.urlopen(sys.argv[1], context=c, timeout=5)' "$@"
+    # openssl, not Python: keepalived runs this every few seconds on every master, and on a loaded TCG guest a
+    # Python start cost ~3 s of CPU (checks timed out and starved etcd); the name or IP is verified too.
+    hostport=${1#https://}; path=/${hostport#*/}; hostport=${hostport%%/*}; host=${hostport%:*}
+    case "$host" in *[!0-9.]*) name=-verify_hostname ;; *) name=-verify_ip ;; esac
+    printf 'GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$path" "$host" |
+        timeout 15 openssl s_client -quiet -verify_return_error -CAfile /etc/provisioner/pki/ca.crt \
+            -cert "$2" -key "$3" $name "$host" -connect "$hostport" 2>/dev/null | head -n 1 | grep -q '^HTTP/1\.[01] 200 '
 }
 
 vrrp_interface() {
