@@ -28,10 +28,12 @@ class VrrpInstance:
     priority: int  # 1-254; the highest healthy master holds the address
     check: tuple[str, ...]  # argv that exits 0 while the local API server is ready
     interface_file: str  # written on the host: `interface NAME`
+    # Like the node-local HAProxy's checks (bundle.py): on busy TCG masters /readyz fails now and then (etcd
+    # deadlines), and rise 2 / fall 2 left three masters all in FAULT, the address held by none, for minutes.
     check_interval_s: int = 5
     check_timeout_s: int = 20  # a TLS handshake on a busy TCG guest takes seconds
-    check_fall: int = 2
-    check_rise: int = 2
+    check_fall: int = 3
+    check_rise: int = 1
 
 
 def virtual_router_id(cluster: str) -> int:
