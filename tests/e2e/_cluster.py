@@ -43,8 +43,18 @@ def local_drivers(home: Path) -> tuple[LocalNodeDriver, HaproxyLBDriver]:
     return LocalNodeDriver(ex_state_dir=home / "local-cloud"), HaproxyLBDriver(ex_state_dir=home / "local-cloud")
 
 
-def destroy_everything(home: Path, spec: ClusterSpec) -> None:
-    """`down` when the cluster got that far, then remove any VM or balancer still listed."""
+@contextmanager
+def cluster_home(path: Path, spec: ClusterSpec) -> Iterator[Path]:
+    """PROVISIONER_HOME at `path` for one module's cluster; at the end, even on failure, `down` when the cluster got
+    that far, then remove any VM or balancer still listed."""
+    with provisioner_home(path):
+        try:
+            yield path
+        finally:
+            _destroy_everything(path, spec)
+
+
+def _destroy_everything(home: Path, spec: ClusterSpec) -> None:
     if cluster_files(spec.name).state_file.is_file():
         try:
             down(spec.name)

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 from _cluster import (
-    destroy_everything,
+    cluster_home,
     eventually,
     local_drivers,
     no_leftover_processes,
-    provisioner_home,
     ready_nodes,
 )
 
@@ -36,12 +35,8 @@ NODE = "e2e-up1-n0"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("up1")
-    with provisioner_home(path):
-        try:
-            yield path
-        finally:
-            destroy_everything(path, SPEC)
+    with cluster_home(tmp_path_factory.mktemp("up1"), SPEC) as path:
+        yield path
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 from _cluster import (
-    destroy_everything,
+    cluster_home,
     eventually,
     kubectl,
     local_drivers,
     no_leftover_processes,
-    provisioner_home,
     ready_nodes,
 )
 
@@ -36,12 +35,8 @@ STOPPED = "e2e-up3-m0"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("up3")
-    with provisioner_home(path):
-        try:
-            yield path
-        finally:
-            destroy_everything(path, SPEC)
+    with cluster_home(tmp_path_factory.mktemp("up3"), SPEC) as path:
+        yield path
 
 
 @pytest.fixture(scope="module")
