@@ -21,6 +21,7 @@ from provisioner.cluster.state import cluster_files, load_state, saved_spec
 from provisioner.cluster.up import up
 from provisioner.errors import ProvisionerError
 from provisioner.infra.cli_image import image_app
+from provisioner.phases import PhaseTime
 from provisioner.spec import ClusterSpec, load_spec
 
 __all__ = ["app", "main"]
@@ -61,11 +62,7 @@ def dev_up(
             _out.print(f"{action.process}: {action.what}")
     if not report.changed:
         _out.print(f"nothing changed: all {len(report.actions)} processes of {name!r} are running and healthy")
-    timings = Table("phase", "seconds", title="time per phase", title_justify="left")
-    for phase in report.phases:
-        timings.add_row(phase.title, f"{phase.seconds:.1f}")
-    timings.add_row("total", f"{sum(p.seconds for p in report.phases):.1f}", style="bold")
-    _out.print(timings)
+    _print_phases(report.phases)
     _out.print(f"server: {report.server}\nkubeconfig: {report.kubeconfig}", highlight=False)
     _out.print(f"try: kubectl --kubeconfig {report.kubeconfig} get namespaces", highlight=False)
 
@@ -149,12 +146,16 @@ def _up(spec: ClusterSpec) -> None:
         _out.print(f"[yellow]warning[/]: {finding.machine}: {finding.message}", highlight=False)
     if not report.changed:
         _out.print(f"no changes: cluster {report.name!r} already matches its spec")
-    timings = Table("phase", "seconds", title="time per phase", title_justify="left")
-    for phase in report.phases:
-        timings.add_row(phase.name, "resumed past" if phase.skipped else f"{phase.seconds:.1f}")
-    timings.add_row("total", f"{sum(p.seconds for p in report.phases):.1f}", style="bold")
-    _out.print(timings)
+    _print_phases(report.phases)
     _out.print(f"endpoint: {report.endpoint}\nkubeconfig: {report.kubeconfig}", highlight=False)
+
+
+def _print_phases(phases: tuple[PhaseTime, ...]) -> None:
+    timings = Table("phase", "seconds", title="time per phase", title_justify="left")
+    for phase in phases:
+        timings.add_row(phase.name, "resumed past" if phase.skipped else f"{phase.seconds:.1f}")
+    timings.add_row("total", f"{sum(p.seconds for p in phases):.1f}", style="bold")
+    _out.print(timings)
 
 
 @app.command("up")

@@ -26,20 +26,14 @@ from provisioner.configure.runner import PlaybookResult, close_connections, run_
 from provisioner.configure.topology import Host, Topology, VirtualIp
 from provisioner.errors import ProvisionerError
 from provisioner.kubeconfig import write_kubeconfig
+from provisioner.phases import PhaseTime, timed_phase
 from provisioner.spec import ClusterSpec
 from provisioner.state import read_json
 
-__all__ = ["PHASES", "PhaseTime", "UpReport", "api_client", "topology_of", "up", "vip_endpoint"]
+__all__ = ["PHASES", "UpReport", "api_client", "topology_of", "up", "vip_endpoint"]
 
 Progress = Callable[[str], None]
 _VERIFY_TIMEOUT_S = 600.0
-
-
-@dataclass(frozen=True)
-class PhaseTime:
-    name: str
-    seconds: float
-    skipped: bool = False  # finished by an earlier, failed `up`
 
 
 @dataclass(frozen=True)
@@ -269,10 +263,8 @@ def up(spec: ClusterSpec, *, progress: Progress = lambda _: None, home: Path | N
                 if phase.resumable and phase.name in resume:
                     times.append(PhaseTime(phase.name, 0.0, skipped=True))
                     continue
-                progress(phase.name)
-                start = time.monotonic()
-                phase.action(run)
-                times.append(PhaseTime(phase.name, time.monotonic() - start))
+                with timed_phase(times, phase.name, progress):
+                    phase.action(run)
                 if phase.name not in state["completed"]:
                     state["completed"].append(phase.name)
                 save(files, state)

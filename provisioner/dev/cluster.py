@@ -39,6 +39,7 @@ from provisioner.dev.probes import EtcdMemberStatus, etcd_member_status
 from provisioner.dev.processes import ProcessRecord, is_alive, port_in_use, spawn, stop
 from provisioner.errors import ProvisionerError
 from provisioner.kubeconfig import issue_user_kubeconfig, write_kubeconfig
+from provisioner.phases import PhaseTime, timed_phase
 from provisioner.pki import CertificateAuthority
 from provisioner.state import (
     cluster_dir,
@@ -54,7 +55,6 @@ __all__ = [
     "ClusterStatus",
     "DownReport",
     "EtcdStatus",
-    "Phase",
     "ProcessStatus",
     "UpReport",
     "admin_kubeconfig",
@@ -79,18 +79,12 @@ class Action:
 
 
 @dataclass(frozen=True)
-class Phase:
-    title: str
-    seconds: float
-
-
-@dataclass(frozen=True)
 class UpReport:
     layout: Layout
     server: str
     kubeconfig: Path
     actions: tuple[Action, ...]
-    phases: tuple[Phase, ...]
+    phases: tuple[PhaseTime, ...]
 
     @property
     def changed(self) -> bool:
@@ -382,14 +376,6 @@ def _locked(paths: ClusterPaths) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def _phase(phases: list[Phase], title: str, report: Reporter) -> Iterator[None]:
-    report(title)
-    started = time.monotonic()
-    yield
-    phases.append(Phase(title, time.monotonic() - started))
-
-
 def dev_up(
     *,
     name: str,
@@ -405,14 +391,14 @@ def dev_up(
         existing = _load(name, home) if paths.state_file.is_file() else None
         masters = _resolve_masters(existing, masters)
         nodes = _resolve_nodes(existing, nodes)
-        phases: list[Phase] = []
+        phases: list[PhaseTime] = []
         actions: list[Action] = []
-        with _phase(phases, "addresses", report):
+        with timed_phase(phases, "addresses", report):
             state = existing or _new_state(name, masters, nodes, home)
             _check_ports(state)
-        with _phase(phases, "certificates", report):
+        with timed_phase(phases, "certificates", report):
             ctx = Context(layout=state.layout, paths=paths, certs=issue_dev_certs(state.layout, paths.pki))
-        with _phase(phases, "kubeconfig", report):  # before the components: the control loops and agents read it
+        with timed_phase(phases, "kubeconfig", report):  # before the components: the control loops and agents read it
             write_kubeconfig(
                 paths.admin_kubeconfig,
                 cluster_name=name,
@@ -427,7 +413,7 @@ def dev_up(
                                  ca_file=ctx.certs.ca_file, cert_file=cert.cert_file, key_file=cert.key_file,
                                  user=user)
         for spec in COMPONENTS:
-            with _phase(phases, spec.title, report):
+            with timed_phase(phases, spec.title, report):
                 actions += _reconcile(state, ctx, spec)
                 _wait_healthy(state, ctx, spec, report)
         return UpReport(
