@@ -25,6 +25,7 @@ from provisioner.configure.inventory import InventoryHost, render_inventory, ren
 from provisioner.configure.runner import PlaybookResult, close_connections, run_playbook
 from provisioner.configure.topology import Host, Topology, VirtualIp
 from provisioner.errors import ProvisionerError
+from provisioner.identities import ADMIN_USER
 from provisioner.kubeconfig import write_kubeconfig
 from provisioner.phases import PhaseTime, timed_phase
 from provisioner.spec import ClusterSpec
@@ -166,8 +167,8 @@ def api_client(endpoint: str, certs: ClusterCerts) -> k8s.ApiClient:
     config = k8s.Configuration()
     config.host = endpoint
     config.ssl_ca_cert = str(certs.ca_file)
-    config.cert_file = str(certs.admin.cert_file)
-    config.key_file = str(certs.admin.key_file)
+    config.cert_file = str(certs.clients.admin.cert_file)
+    config.key_file = str(certs.clients.admin.key_file)
     return k8s.ApiClient(config)
 
 
@@ -204,8 +205,9 @@ def _kubeconfig(run: _Run) -> None:
     assert run.certs is not None
     path = run.files.admin_kubeconfig
     before = path.read_bytes() if path.is_file() else b""
+    admin = run.certs.clients.admin
     write_kubeconfig(path, cluster_name=run.spec.name, server=run.state["endpoint"], ca_file=run.certs.ca_file,
-                     cert_file=run.certs.admin.cert_file, key_file=run.certs.admin.key_file, user="admin")
+                     cert_file=admin.cert_file, key_file=admin.key_file, user=ADMIN_USER)
     if path.read_bytes() != before:
         run.changes.append(f"wrote {path}")
 

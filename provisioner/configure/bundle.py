@@ -26,6 +26,7 @@ from provisioner.configure.keepalived import VrrpInstance, render_keepalived_con
 from provisioner.configure.topology import API_PORT, Host, Topology
 from provisioner.configure.units import Unit, render_unit
 from provisioner.controlplane.apiserver.config import ApiServerConfig
+from provisioner.identities import CONTROLLER_MANAGER_USER, SCHEDULER_USER
 from provisioner.kubeconfig import write_kubeconfig
 from provisioner.pki import IssuedCert
 
@@ -103,7 +104,7 @@ def _master(topology: Topology, host: Host, certs: ClusterCerts, files: list[Bun
     mine = certs.masters[host.name]
     server = _pair(files, mine.etcd_server, "etcd-server", (etcd,))
     peer = _pair(files, mine.etcd_peer, "etcd-peer", (etcd,))
-    _pair(files, certs.etcd_client, "etcd-client", ())
+    _pair(files, certs.clients.etcd_client, "etcd-client", ())
     tls = EtcdTls(ca_file=Path(f"{PKI}/ca.crt"), server_cert_file=Path(server[0]), server_key_file=Path(server[1]),
                   peer_cert_file=Path(peer[0]), peer_key_file=Path(peer[1]))
     member = next(m for m in topology.etcd_members if m.name == host.name)
@@ -112,8 +113,8 @@ def _master(topology: Topology, host: Host, certs: ClusterCerts, files: list[Bun
     _unit(files, units, Unit(etcd, "etcd", "provisioner etcd member", ("/usr/bin/etcd", *flags)))
 
     serving = _pair(files, certs.apiserver, "apiserver", (api,))
-    etcd_client = _pair(files, certs.apiserver_etcd_client, "apiserver-etcd-client", (api,))
-    kubelet_client = _pair(files, certs.kubelet_client, "apiserver-kubelet-client", (api,))
+    etcd_client = _pair(files, certs.clients.apiserver_etcd_client, "apiserver-etcd-client", (api,))
+    kubelet_client = _pair(files, certs.clients.kubelet_client, "apiserver-kubelet-client", (api,))
     config = ApiServerConfig(
         bind_address="0.0.0.0", port=API_PORT, tls_cert_file=Path(serving[0]), tls_key_file=Path(serving[1]),
         client_ca_file=Path(f"{PKI}/ca.crt"), etcd_endpoints=topology.etcd_endpoints,
@@ -125,8 +126,8 @@ def _master(topology: Topology, host: Host, certs: ClusterCerts, files: list[Bun
     _unit(files, units, Unit(api, "apiserver", "provisioner API server",
                              (VENV_PYTHON, "-m", "provisioner.controlplane.apiserver", "--config",
                               f"{CONFIG_DIR}/apiserver.yaml")))
-    for unit, module, cert, user in ((cm, "controllers", certs.controllers, "system:kube-controller-manager"),
-                                     (sched, "scheduler", certs.scheduler, "system:kube-scheduler")):
+    for unit, module, cert, user in ((cm, "controllers", certs.clients.controller_manager, CONTROLLER_MANAGER_USER),
+                                     (sched, "scheduler", certs.clients.scheduler, SCHEDULER_USER)):
         path = f"{CONFIG_DIR}/{module}.kubeconfig"
         files.append(BundleFile(path, _kubeconfig(topology, cert, ca_file=certs.ca_file, user=user), 0o600, (unit,)))
         _unit(files, units, Unit(unit, "control-plane", f"provisioner {module}",
@@ -140,7 +141,7 @@ def _haproxy(topology: Topology, certs: ClusterCerts, files: list[BundleFile], u
              bind_address: str, port: int, description: str) -> None:
     """HAProxy over every master's API server, health-checked on /readyz with the lb-health certificate."""
     lb = "provisioner-haproxy.service"
-    files.append(BundleFile(LB_HEALTH_PEM, _pem(certs.lb_health), 0o600, (lb,)))
+    files.append(BundleFile(LB_HEALTH_PEM, _pem(certs.clients.lb_health), 0o600, (lb,)))
     backends = tuple(Backend(name=m.name, address=m.address, port=API_PORT) for m in topology.masters)
     cfg = render_haproxy_cfg(bind_address=bind_address, port=port, backends=backends,
                              check=HealthCheck(ca_file=Path(f"{PKI}/ca.crt"), client_pem=Path(LB_HEALTH_PEM),

@@ -22,7 +22,7 @@ import fasteners
 
 from provisioner.controlplane.agent.cgroups import detect_cgroups
 from provisioner.controlplane.agent.runtime import reap
-from provisioner.dev.certs import ADMIN_USER, issue_dev_certs
+from provisioner.dev.certs import issue_dev_certs
 from provisioner.dev.components import (
     AGENT,
     COMPONENTS,
@@ -38,6 +38,7 @@ from provisioner.dev.layout import MASTER_COUNTS, MAX_NODES, Layout, choose_bloc
 from provisioner.dev.probes import EtcdMemberStatus, etcd_member_status
 from provisioner.dev.processes import ProcessRecord, is_alive, port_in_use, spawn, stop
 from provisioner.errors import ProvisionerError
+from provisioner.identities import ADMIN_USER
 from provisioner.kubeconfig import issue_user_kubeconfig, write_kubeconfig
 from provisioner.phases import PhaseTime, timed_phase
 from provisioner.pki import CertificateAuthority
@@ -404,8 +405,8 @@ def dev_up(
                 cluster_name=name,
                 server=ctx.layout.server_url,
                 ca_file=ctx.certs.ca_file,
-                cert_file=ctx.certs.admin.cert_file,
-                key_file=ctx.certs.admin.key_file,
+                cert_file=ctx.certs.clients.admin.cert_file,
+                key_file=ctx.certs.clients.admin.key_file,
                 user=ADMIN_USER,
             )
             for identity, (user, cert) in identities(ctx).items():
@@ -466,7 +467,7 @@ def dev_status(*, name: str, home: Path | None = None) -> ClusterStatus:
                 log_file=Path(entry["log"]),
             )
         )
-    etcd_client = issue_dev_certs(layout, state.paths.pki).etcd_client
+    etcd_client = issue_dev_certs(layout, state.paths.pki).clients.etcd_client
     members = tuple(
         EtcdStatus(
             name=inst.name,

@@ -16,9 +16,10 @@ from pathlib import Path
 from provisioner.configure.etcd import EtcdMember, EtcdTls, etcd_flags
 from provisioner.configure.haproxy import Backend, HealthCheck, render_haproxy_cfg
 from provisioner.controlplane.apiserver.config import ApiServerConfig
-from provisioner.dev.certs import CONTROLLER_MANAGER_USER, SCHEDULER_USER, DevCerts
+from provisioner.dev.certs import DevCerts
 from provisioner.dev.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, Layout, node_name
 from provisioner.dev.probes import etcd_health, https_ready
+from provisioner.identities import CONTROLLER_MANAGER_USER, SCHEDULER_USER
 from provisioner.pki import IssuedCert
 
 __all__ = ["AGENT", "COMPONENTS", "ETCD", "ClusterPaths", "ComponentSpec", "Context", "Instance", "Launch",
@@ -134,7 +135,7 @@ def _etcd_launch(ctx: Context, inst: Instance) -> Launch:
 
 
 def _etcd_unhealthy(ctx: Context, inst: Instance) -> str | None:
-    return etcd_health(f"https://{inst.endpoint}", ca_file=ctx.certs.ca_file, client=ctx.certs.etcd_client)
+    return etcd_health(f"https://{inst.endpoint}", ca_file=ctx.certs.ca_file, client=ctx.certs.clients.etcd_client)
 
 
 def _apiserver_launch(ctx: Context, inst: Instance) -> Launch:
@@ -147,11 +148,11 @@ def _apiserver_launch(ctx: Context, inst: Instance) -> Launch:
         client_ca_file=ctx.certs.ca_file,
         etcd_endpoints=tuple(f"{m.address}:{m.client_port}" for m in _etcd_members(ctx.layout)),
         etcd_ca_file=ctx.certs.ca_file,
-        etcd_cert_file=ctx.certs.apiserver_etcd_client.cert_file,
-        etcd_key_file=ctx.certs.apiserver_etcd_client.key_file,
+        etcd_cert_file=ctx.certs.clients.apiserver_etcd_client.cert_file,
+        etcd_key_file=ctx.certs.clients.apiserver_etcd_client.key_file,
         server_name=inst.name,
-        kubelet_client_cert_file=ctx.certs.kubelet_client.cert_file,
-        kubelet_client_key_file=ctx.certs.kubelet_client.key_file,
+        kubelet_client_cert_file=ctx.certs.clients.kubelet_client.cert_file,
+        kubelet_client_key_file=ctx.certs.clients.kubelet_client.key_file,
     )
     return Launch(
         argv=(sys.executable, "-m", "provisioner.controlplane.apiserver", "--config", str(config_file)),
@@ -160,7 +161,7 @@ def _apiserver_launch(ctx: Context, inst: Instance) -> Launch:
 
 
 def _readyz(ctx: Context, inst: Instance) -> str | None:
-    return https_ready(f"https://{inst.endpoint}/readyz", ca_file=ctx.certs.ca_file, client=ctx.certs.admin)
+    return https_ready(f"https://{inst.endpoint}/readyz", ca_file=ctx.certs.ca_file, client=ctx.certs.clients.admin)
 
 
 def _lb_instances(layout: Layout) -> tuple[Instance, ...]:
@@ -204,8 +205,8 @@ def identities(ctx: Context) -> dict[str, tuple[str, IssuedCert]]:
     Each acts as the user the bootstrap RBAC grants exactly its needs, never as a system:masters admin.
     """
     agents = {f"agent-{j}": (f"system:node:{node_name(j)}", cert) for j, cert in enumerate(ctx.certs.agents)}
-    return {"controller-manager": (CONTROLLER_MANAGER_USER, ctx.certs.controller_manager),
-            "scheduler": (SCHEDULER_USER, ctx.certs.scheduler), **agents}
+    return {"controller-manager": (CONTROLLER_MANAGER_USER, ctx.certs.clients.controller_manager),
+            "scheduler": (SCHEDULER_USER, ctx.certs.clients.scheduler), **agents}
 
 
 def _control_loop(module: str, kind: str) -> Callable[[Context, Instance], Launch]:
@@ -243,7 +244,7 @@ def _agent_launch(ctx: Context, inst: Instance) -> Launch:
 
 
 def _agent_healthz(ctx: Context, inst: Instance) -> str | None:
-    return https_ready(f"https://{inst.endpoint}/healthz", ca_file=ctx.certs.ca_file, client=ctx.certs.admin)
+    return https_ready(f"https://{inst.endpoint}/healthz", ca_file=ctx.certs.ca_file, client=ctx.certs.clients.admin)
 
 
 CONTROLLER_MANAGER = ComponentSpec(kind="controller-manager", title="controller managers",
