@@ -95,7 +95,12 @@ class Controller(abc.ABC):
         return [object_key(obj)]
 
     async def delete_same(
-        self, rt: ResourceType, obj: Mapping[str, Any], *, grace_period_seconds: int | None = None
+        self,
+        rt: ResourceType,
+        obj: Mapping[str, Any],
+        *,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
     ) -> bool:
         """Delete `obj` only if it is still the object we judged (uid precondition: a namesake created since
         is left alone); False when it is already gone."""
@@ -106,6 +111,7 @@ class Controller(abc.ABC):
                 meta["name"],
                 namespace=meta.get("namespace"),
                 grace_period_seconds=grace_period_seconds,
+                propagation_policy=propagation_policy,
                 preconditions={"uid": meta["uid"]},
             )
         except ApiStatusError as exc:

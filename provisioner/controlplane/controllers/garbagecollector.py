@@ -118,7 +118,7 @@ class GarbageCollector(Controller):
         if not solid and (absent or waiting):
             policy = "Foreground" if waiting else "Background"
             log.info("deleting %s %s: owners gone (%s)", rt.plural, object_key(obj), policy)
-            await self._delete(rt, obj, policy=policy)
+            await self.delete_same(rt, obj, propagation_policy=policy)
         elif absent:
             await patch_metadata(
                 self.client, rt, obj, ownerReferences=[r for r in meta["ownerReferences"] if r not in absent]
@@ -156,7 +156,7 @@ class GarbageCollector(Controller):
             if any(r.get("blockOwnerDeletion") for r in refs):
                 blocking += 1
             if not dependent["metadata"].get("deletionTimestamp"):
-                await self._delete(rt, dependent, policy="Foreground")
+                await self.delete_same(rt, dependent, propagation_policy="Foreground")
         return blocking == 0
 
     async def _orphan_dependents(self, owner: Obj) -> None:
@@ -169,16 +169,3 @@ class GarbageCollector(Controller):
         finalizers = [f for f in obj["metadata"].get("finalizers") or () if f != finalizer]
         await patch_metadata(self.client, rt, obj, finalizers=finalizers)
 
-    async def _delete(self, rt: ResourceType, obj: Mapping[str, Any], *, policy: str) -> None:
-        meta = obj["metadata"]
-        try:
-            await self.client.delete(
-                rt,
-                meta["name"],
-                namespace=meta.get("namespace"),
-                propagation_policy=policy,
-                preconditions={"uid": meta["uid"]},
-            )
-        except ApiStatusError as exc:
-            if not exc.not_found:
-                raise
