@@ -117,7 +117,7 @@ def _etcd_members(master: Machine, machines: list[Machine]) -> tuple[tuple[str, 
     endpoints = ",".join(f"https://{m.address}:2379" for m in machines if m.role == "master")
     pki = "/etc/provisioner/pki"
     command = (f"ETCDCTL_API=3 etcdctl --endpoints={endpoints} --cacert={pki}/ca.crt --cert={pki}/etcd-client.crt "
-               f"--key={pki}/etcd-client.key --command-timeout=3s endpoint status -w json")
+               f"--key={pki}/etcd-client.key --command-timeout=10s endpoint status -w json")
     with connect(master.name, master.ssh) as conn:
         code, out, err = run(conn, command)
     members: list[tuple[str, str]] = []
