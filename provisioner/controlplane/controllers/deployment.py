@@ -196,9 +196,10 @@ class DeploymentController(Controller):
     async def _scale_paused(self, d: Obj, new: Obj | None, olds: list[Obj]) -> tuple[Obj | None, list[Obj]]:
         """No rollout while paused, only replica changes: the sets resized by `paused_set_sizes`."""
         replicas = _replicas(d)
-        surge, _ = surge_and_unavailable((d["spec"].get("strategy") or {}).get("rollingUpdate"), replicas)
-        if (d["spec"].get("strategy") or {}).get("type") == "Recreate":
-            surge = 0
+        strategy = d["spec"].get("strategy") or {}
+        surge = 0
+        if strategy.get("type") != "Recreate":
+            surge, _ = surge_and_unavailable(strategy.get("rollingUpdate"), replicas)
         sets = [*olds, *([new] if new is not None else [])]
         scaling = any(
             (rs["metadata"].get("annotations") or {}).get(DESIRED_ANNOTATION) != str(replicas)
